@@ -1,0 +1,1 @@
+//! Scenarios × servers → cases.

@@ -1,0 +1,4 @@
+//! Running cases: provisioning accounts, executing steps against real servers, in parallel.
+
+pub mod accounts;
+pub mod case;
