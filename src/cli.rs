@@ -1,1 +1,432 @@
-//! Command line (clap).
+//! The command line: parse arguments, call the library, turn outcomes into exit codes.
+//! Exit codes: 0 nothing failed, 1 something failed, 2 usage or configuration error.
+
+use crate::plan;
+use crate::report;
+use crate::results::Run;
+use crate::run::{self, RunOptions};
+use crate::scenario;
+use crate::servers::ServersFile;
+use clap::{Args, Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const EXAMPLES: &str = "\
+Examples:
+  plugfest demo              # lab up (Prosody + ejabberd), run everything
+  plugfest lab up            # only start the lab; `plugfest lab status` shows it
+  plugfest run               # run scenarios/ against the lab
+  plugfest run --servers my-servers.yaml scenarios/messaging
+  plugfest run --filter roster --jobs 4
+  plugfest run --list        # show the cases a run would execute
+  plugfest ca init && plugfest ca issue example.org
+
+Exit codes: 0 nothing failed, 1 something failed, 2 usage or configuration error.
+Docs: README.md, docs/scenario-format.md, docs/servers-file.md, docs/lab.md, docs/lab-ca.md";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "plugfest",
+    version,
+    about = "XMPP interoperability conformance harness: scenarios on every pair of real servers, as a pass/fail matrix",
+    long_about = "plugfest runs YAML scenarios (scripted client bots sending and expecting stanzas, each check carrying \
+its RFC/XEP reference) against real XMPP servers. A two-role scenario runs on every ordered pair of servers: the \
+diagonal is same-server, the rest is federation. Results land in reports/<run-id>/results.json.",
+    after_help = EXAMPLES
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run scenarios against servers and print a pass/fail matrix per scenario.
+    Run(RunArgs),
+    /// Start the local lab if it is not up, run every scenario against it, say where the results are.
+    Demo(DemoArgs),
+    /// Validate scenario files (and a servers file) without running anything.
+    Check(CheckArgs),
+    /// The local lab: Prosody and ejabberd federating over verified TLS in a network namespace (needs root).
+    #[command(subcommand, after_help = "The lab's servers file is the default for `plugfest run`. Docs: docs/lab.md")]
+    Lab(LabCommand),
+    /// A private lab CA: a root, an intermediate and server certificates for interop events.
+    #[command(subcommand, after_help = "Docs: docs/lab-ca.md")]
+    Ca(CaCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum LabCommand {
+    /// Install missing packages (apt), then start dnsmasq, Prosody and ejabberd. Safe to repeat.
+    Up(LabArgs),
+    /// Stop exactly the processes `up` started and remove the network namespace.
+    Down(LabArgs),
+    /// Show what runs, where, and the servers file (no root needed).
+    Status(LabArgs),
+}
+
+#[derive(Args, Debug)]
+struct LabArgs {
+    /// Name of the network namespace (several labs can run side by side).
+    #[arg(long, value_name = "NAME", default_value = "plugfest")]
+    netns: String,
+    /// Where the lab keeps its configs, certificates, data, logs and servers file.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/plugfest/lab")]
+    state_dir: PathBuf,
+}
+
+impl LabArgs {
+    fn config(&self) -> crate::lab::LabConfig {
+        crate::lab::LabConfig { netns: self.netns.clone(), state_dir: self.state_dir.clone() }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum CaCommand {
+    /// Create a root CA and an intermediate in DIR (refuses to overwrite without --force).
+    Init {
+        #[arg(long, value_name = "DIR", default_value = "ca")]
+        dir: PathBuf,
+        /// Replace an existing CA (every certificate it issued stops being trusted).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue a server certificate for each DOMAIN (DNS names DOMAIN and *.DOMAIN, serverAuth + clientAuth).
+    Issue {
+        #[arg(long, value_name = "DIR", default_value = "ca")]
+        dir: PathBuf,
+        #[arg(value_name = "DOMAIN", required = true)]
+        domains: Vec<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Servers file describing the servers under test [default: the local lab's, once `plugfest lab up` ran].
+    #[arg(long, short = 's', value_name = "FILE")]
+    servers: Option<PathBuf>,
+    /// Scenario files or folders (searched recursively for *.yaml).
+    #[arg(value_name = "SCENARIOS", default_value = "scenarios")]
+    paths: Vec<PathBuf>,
+    #[command(flatten)]
+    opts: RunFlags,
+}
+
+#[derive(Args, Debug)]
+struct RunFlags {
+    /// Only cases whose name contains this text, e.g. `roster` or `[prosody→ejabberd]`.
+    #[arg(long, short = 'f', value_name = "TEXT")]
+    filter: Option<String>,
+    /// List the cases that would run, then exit.
+    #[arg(long)]
+    list: bool,
+    /// Cases to run at once (each has its own fresh accounts).
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 16)]
+    jobs: usize,
+    /// Folder for reports; each run writes <DIR>/<run-id>/results.json.
+    #[arg(long, value_name = "DIR", default_value = "reports")]
+    reports: PathBuf,
+    /// Deadline for each login step (connect, TLS, SASL, bind), e.g. 10s.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    step_timeout: Duration,
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    #[command(flatten)]
+    opts: RunFlags,
+}
+
+#[derive(Args, Debug)]
+struct CheckArgs {
+    /// Also validate this servers file.
+    #[arg(long, short = 's', value_name = "FILE")]
+    servers: Option<PathBuf>,
+    /// Scenario files or folders.
+    #[arg(value_name = "SCENARIOS", default_value = "scenarios")]
+    paths: Vec<PathBuf>,
+}
+
+/// Parse the command line and run it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => cmd_run(args.servers, &args.paths, &args.opts),
+        Command::Demo(args) => cmd_demo(&args.opts),
+        Command::Check(args) => cmd_check(args.servers.as_deref(), &args.paths),
+        Command::Lab(cmd) => cmd_lab(cmd),
+        Command::Ca(cmd) => cmd_ca(cmd),
+    }
+}
+
+fn usage_error(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("{} {message}", console::style("error:").red().bold());
+    ExitCode::from(2)
+}
+
+fn failure(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("{} {message}", console::style("error:").red().bold());
+    ExitCode::from(1)
+}
+
+/// Load scenarios; on errors print them all and return None.
+fn load_scenarios(paths: &[PathBuf]) -> Option<Vec<scenario::Scenario>> {
+    for p in paths {
+        if !p.exists() {
+            eprintln!("{} {} does not exist", console::style("error:").red().bold(), p.display());
+            if p == Path::new("scenarios") {
+                eprintln!("  hint: run plugfest from the project folder, or name scenario files or folders");
+            }
+            return None;
+        }
+    }
+    let (scenarios, errors) = scenario::load_paths(paths);
+    for e in &errors {
+        eprintln!("{} {e}", console::style("error:").red().bold());
+    }
+    if !errors.is_empty() {
+        return None;
+    }
+    if scenarios.is_empty() {
+        eprintln!("{} no scenarios (*.yaml) under {paths:?}", console::style("error:").red().bold());
+        return None;
+    }
+    Some(scenarios)
+}
+
+fn cmd_run(servers: Option<PathBuf>, paths: &[PathBuf], flags: &RunFlags) -> ExitCode {
+    let servers_path = match servers {
+        Some(p) => p,
+        None => match default_servers_file() {
+            Some(p) => p,
+            None => {
+                return usage_error(
+                    "no servers file given and the local lab is not up\n  hint: run `plugfest lab up` (or `plugfest demo`), \
+                     or pass --servers FILE (docs/servers-file.md)",
+                )
+            }
+        },
+    };
+    let servers = match ServersFile::load(&servers_path) {
+        Ok(s) => s,
+        Err(e) => return usage_error(e),
+    };
+    let Some(scenarios) = load_scenarios(paths) else { return ExitCode::from(2) };
+    let cases = plan::expand(&scenarios, &servers, flags.filter.as_deref());
+    if flags.list {
+        for c in &cases {
+            println!("{}", c.name(&scenarios, &servers));
+        }
+        eprintln!("{} cases", cases.len());
+        return ExitCode::SUCCESS;
+    }
+    if cases.is_empty() {
+        return usage_error(format!("no cases match the filter {:?}", flags.filter.as_deref().unwrap_or("")));
+    }
+    if let Some(ns) = &servers.netns {
+        if let Err(code) = crate::netns::enter(ns) {
+            return code;
+        }
+    }
+    execute(scenarios, servers, cases, flags)
+}
+
+/// Where the local lab writes its servers file, if the lab has written one.
+fn default_servers_file() -> Option<PathBuf> {
+    let p = crate::lab::servers_file(&crate::lab::LabConfig::default());
+    p.is_file().then_some(p)
+}
+
+fn execute(
+    scenarios: Vec<scenario::Scenario>,
+    servers: ServersFile,
+    cases: Vec<plan::Case>,
+    flags: &RunFlags,
+) -> ExitCode {
+    let opts = RunOptions { jobs: flags.jobs.max(1), step_timeout: flags.step_timeout, ..RunOptions::default() };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return failure(format!("cannot start the async runtime: {e}")),
+    };
+    let total = cases.len();
+    eprintln!(
+        "running {total} cases from {} scenarios on {} servers ({} at a time); run id {}",
+        scenarios.len(),
+        servers.servers.len(),
+        opts.jobs,
+        opts.run_id
+    );
+    let started = Instant::now();
+    let progress = Progress::new(total);
+    let run: Run = runtime.block_on(run::run_cases(Arc::new(scenarios), Arc::new(servers), cases, &opts, |p| {
+        progress.case_done(&p, started.elapsed())
+    }));
+    progress.finish();
+
+    let dir = flags.reports.join(&run.run_id);
+    let written = run.write_json(&dir);
+    print!("{}", report::terminal::render(&run));
+    match written {
+        Ok(path) => {
+            link_latest(&flags.reports, &run.run_id);
+            println!("results: {}", path.display());
+        }
+        Err(e) => return failure(format!("cannot write results to {}: {e}", dir.display())),
+    }
+    if run.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `reports/latest` → the newest run, for people and scripts that want "the last one".
+fn link_latest(reports: &Path, run_id: &str) {
+    let link = reports.join("latest");
+    let _ = std::fs::remove_file(&link);
+    let _ = std::os::unix::fs::symlink(run_id, &link);
+}
+
+/// Progress on stderr: a bar on a terminal, one line per case otherwise (CI logs).
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    first: std::sync::atomic::AtomicBool,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        let bar = console::Term::stderr().is_term().then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar
+        });
+        Progress { bar, first: std::sync::atomic::AtomicBool::new(true) }
+    }
+
+    fn case_done(&self, p: &run::Progress<'_>, elapsed: Duration) {
+        let verdict = report::terminal::style(p.result.verdict).apply_to(p.result.verdict.as_str());
+        let line = format!("[{}/{}] {verdict} {} ({:.1}s)", p.done, p.total, p.case_name, p.result.duration_ms as f64 / 1000.0);
+        if self.first.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            let msg = format!("first result after {:.1}s", elapsed.as_secs_f64());
+            match &self.bar {
+                Some(bar) => bar.println(msg),
+                None => eprintln!("{msg}"),
+            }
+        }
+        match &self.bar {
+            Some(bar) => {
+                bar.set_message(p.case_name.to_string());
+                bar.inc(1);
+                if p.result.verdict.is_failure() {
+                    bar.println(line);
+                }
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn cmd_demo(flags: &RunFlags) -> ExitCode {
+    let cfg = crate::lab::LabConfig::default();
+    // After re-entering the namespace (see `netns::enter`) this runs a second time: the lab is up then.
+    if !crate::netns::inside(&cfg.netns) {
+        eprintln!("bringing the local lab up (Prosody + ejabberd)…");
+        match crate::lab::up(&cfg, &|m| eprintln!("  {m}")) {
+            Ok(status) => eprintln!("{status}"),
+            Err(e) => return failure(format!("the lab did not come up: {e:#}")),
+        }
+    }
+    let servers = crate::lab::servers_file(&cfg);
+    let code = cmd_run(Some(servers), &[PathBuf::from("scenarios")], flags);
+    eprintln!("\nthe lab stays up for more runs: `plugfest run`; stop it with `plugfest lab down`");
+    code
+}
+
+fn cmd_lab(cmd: LabCommand) -> ExitCode {
+    let say = |m: &str| eprintln!("{m}");
+    let outcome = match &cmd {
+        LabCommand::Up(a) => crate::lab::up(&a.config(), &say).map(|s| println!("{s}")),
+        LabCommand::Down(a) => crate::lab::down(&a.config(), &say),
+        LabCommand::Status(a) => crate::lab::status(&a.config()).map(|s| println!("{s}")),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => failure(format!("{e:#}")),
+    }
+}
+
+fn cmd_ca(cmd: CaCommand) -> ExitCode {
+    match cmd {
+        CaCommand::Init { dir, force } => match crate::ca::CaDir::init(&dir, force) {
+            Ok(files) => {
+                println!("lab CA created in {}", dir.display());
+                println!("  trust anchor (give this to every server and client): {}", files.root_cert.display());
+                println!("  intermediate: {}", files.intermediate_cert.display());
+                println!("next: plugfest ca issue --dir {} DOMAIN…", dir.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => failure(format!("{e:#}")),
+        },
+        CaCommand::Issue { dir, domains } => {
+            let ca = crate::ca::CaDir::new(&dir);
+            if !ca.exists() {
+                return usage_error(format!(
+                    "no CA in {}\n  hint: create one with `plugfest ca init --dir {}`",
+                    dir.display(),
+                    dir.display()
+                ));
+            }
+            for d in &domains {
+                if let Err(e) = crate::ca::dns_name(d) {
+                    return usage_error(format!("{d}: {e:#}"));
+                }
+            }
+            for d in &domains {
+                match ca.issue(d) {
+                    Ok(leaf) => {
+                        println!("{}:", leaf.domain);
+                        println!("  certificate chain (leaf + intermediate): {}", leaf.chain.display());
+                        println!("  private key: {}", leaf.key.display());
+                        println!("  key + chain + root in one file (ejabberd certfiles): {}", leaf.fullchain_key.display());
+                    }
+                    Err(e) => return failure(format!("{d}: {e:#}")),
+                }
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn cmd_check(servers: Option<&Path>, paths: &[PathBuf]) -> ExitCode {
+    let mut ok = true;
+    if let Some(s) = servers {
+        match ServersFile::load(s) {
+            Ok(f) => eprintln!("{}: {} servers OK", s.display(), f.servers.len()),
+            Err(e) => {
+                eprintln!("{} {e}", console::style("error:").red().bold());
+                ok = false;
+            }
+        }
+    }
+    match load_scenarios(paths) {
+        Some(sc) => eprintln!("{} scenarios OK", sc.len()),
+        None => ok = false,
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
+}

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod jid;
 pub mod lab;
 pub mod net;
+pub mod netns;
 pub mod plan;
 pub mod report;
 pub mod results;

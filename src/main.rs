@@ -1,1 +1,5 @@
-fn main() {}
+//! The `plugfest` binary: everything lives in the library; see `cli`.
+
+fn main() -> std::process::ExitCode {
+    plugfest::cli::main()
+}

@@ -185,3 +185,22 @@ impl Run {
         !self.cases.iter().any(|c| c.verdict.is_failure())
     }
 }
+
+impl Run {
+    /// Write `<dir>/results.json` (pretty, so a human can read it too) and return its path.
+    pub fn write_json(&self, dir: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("results.json");
+        let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        // Write then rename, so an interrupted write never leaves a truncated results file.
+        let tmp = dir.join(".results.json.tmp");
+        std::fs::write(&tmp, json)?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(path)
+    }
+
+    pub fn read_json(path: &std::path::Path) -> anyhow::Result<Run> {
+        let text = std::fs::read_to_string(path)?;
+        Ok(serde_json::from_str(&text)?)
+    }
+}

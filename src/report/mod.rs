@@ -1,1 +1,3 @@
-//! Renderers of `results::Run`.
+//! Renderers of `results::Run`. They read results only; they never re-derive verdicts.
+
+pub mod terminal;

@@ -1,4 +1,187 @@
 //! Running cases: provisioning accounts, executing steps against real servers, in parallel.
+//! Each case runs in its own task with its own fresh accounts, so cases are independent
+//! and a panic or hang in one cannot take the others (or the results file) with it.
 
 pub mod accounts;
 pub mod case;
+
+use crate::plan::Case;
+use crate::results::{CaseResult, ConnectionRecord, Run, ServerSummary, Verdict, SCHEMA_VERSION};
+use crate::scenario::Scenario;
+use crate::servers::ServersFile;
+use case::{CaseEnv, CaseOutcome};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How a run behaves.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Cases in flight at once.
+    pub jobs: usize,
+    /// Deadline for each login/registration step.
+    pub step_timeout: Duration,
+    /// Hard cap for one whole case; past it the case is an error (a guard against bugs, not a test deadline).
+    pub case_timeout: Duration,
+    pub max_stanza: usize,
+    pub run_id: String,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            jobs: 16,
+            step_timeout: Duration::from_secs(10),
+            case_timeout: Duration::from_secs(300),
+            max_stanza: crate::xml::DEFAULT_MAX_STANZA,
+            run_id: new_run_id(),
+        }
+    }
+}
+
+/// `20261127-013045-k3x9`: sortable by time, unique per run.
+pub fn new_run_id() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let fmt = time::macros::format_description!("[year][month][day]-[hour][minute][second]");
+    format!("{}-{}", now.format(fmt).unwrap_or_default(), accounts::random_tag(4))
+}
+
+/// Told to the caller as each case finishes, for progress display.
+pub struct Progress<'a> {
+    pub done: usize,
+    pub total: usize,
+    pub case_name: &'a str,
+    pub result: &'a CaseResult,
+}
+
+/// Run every case (at most `opts.jobs` at a time) and collect the run. Results come back in
+/// plan order whatever order the cases finish in.
+pub async fn run_cases(
+    scenarios: Arc<Vec<Scenario>>,
+    servers: Arc<ServersFile>,
+    cases: Vec<Case>,
+    opts: &RunOptions,
+    mut on_progress: impl FnMut(Progress<'_>),
+) -> Run {
+    let started = Instant::now();
+    let started_at = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let total = cases.len();
+    let limit = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, case) in cases.iter().cloned().enumerate() {
+        let (scenarios, servers, limit, opts) = (scenarios.clone(), servers.clone(), limit.clone(), opts.clone());
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let result = run_one(&scenarios, &servers, &case, &opts).await;
+            (index, result)
+        });
+    }
+    let mut results: Vec<Option<CaseResult>> = vec![None; total];
+    let mut done = 0;
+    while let Some(joined) = tasks.join_next().await {
+        // A panicking case loses only itself; we still know which one from its id below.
+        let Ok((index, result)) = joined else { continue };
+        done += 1;
+        let name = cases[index].name(&scenarios, &servers);
+        on_progress(Progress { done, total, case_name: &name, result: &result });
+        results[index] = Some(result);
+    }
+    let cases = results
+        .into_iter()
+        .zip(&cases)
+        .map(|(r, c)| {
+            r.unwrap_or_else(|| {
+                skeleton(&scenarios, &servers, c, Verdict::Error, "plugfest crashed while running this case (a bug: please report it)".into())
+            })
+        })
+        .collect();
+    Run {
+        schema_version: SCHEMA_VERSION,
+        run_id: opts.run_id.clone(),
+        plugfest_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at,
+        duration_ms: started.elapsed().as_millis() as u64,
+        servers_file: servers.path.display().to_string(),
+        servers: servers
+            .servers
+            .iter()
+            .map(|s| ServerSummary { name: s.name.clone(), domain: s.domain.clone() })
+            .collect(),
+        cases,
+    }
+}
+
+/// Provision the case's accounts, run it, and turn the outcome into a result.
+async fn run_one(scenarios: &[Scenario], servers: &ServersFile, case: &Case, opts: &RunOptions) -> CaseResult {
+    let started = Instant::now();
+    let scenario = &scenarios[case.scenario];
+    let roles: BTreeMap<String, &crate::servers::Server> =
+        case.roles.iter().map(|(role, &i)| (role.clone(), &servers.servers[i])).collect();
+    let tag = accounts::random_tag(6);
+
+    let mut connections: Vec<ConnectionRecord> = Vec::new();
+    let mut provisioned = BTreeMap::new();
+    let jobs = scenario.accounts.iter().map(|decl| {
+        let server = roles[&decl.role];
+        accounts::provision(server, &decl.name, &tag, opts.step_timeout, opts.max_stanza)
+    });
+    let created = futures_util::future::join_all(jobs).await;
+    let mut failure = None;
+    for (decl, (result, record)) in scenario.accounts.iter().zip(created) {
+        connections.extend(record);
+        match result {
+            Ok(account) => {
+                provisioned.insert(decl.name.clone(), account);
+            }
+            Err(e) => failure = failure.or(Some(e)),
+        }
+    }
+    if let Some(message) = failure {
+        let mut r = skeleton(scenarios, servers, case, Verdict::Error, message);
+        r.connections = connections;
+        r.duration_ms = started.elapsed().as_millis() as u64;
+        return r;
+    }
+
+    let env = CaseEnv {
+        scenario,
+        roles,
+        accounts: provisioned,
+        step_timeout: opts.step_timeout,
+        max_stanza: opts.max_stanza,
+    };
+    let outcome = match tokio::time::timeout(opts.case_timeout, case::run_case(env)).await {
+        Ok(outcome) => outcome,
+        Err(_) => CaseOutcome {
+            verdict: Verdict::Error,
+            message: Some(format!("the case did not finish within {:?} (plugfest's safety cap)", opts.case_timeout)),
+            steps: vec![],
+            connections: vec![],
+        },
+    };
+    connections.extend(outcome.connections);
+    let mut r = skeleton(scenarios, servers, case, outcome.verdict, outcome.message.unwrap_or_default());
+    r.message = r.message.filter(|m| !m.is_empty());
+    r.steps = outcome.steps;
+    r.connections = connections;
+    r.duration_ms = started.elapsed().as_millis() as u64;
+    r
+}
+
+/// A result with the case's identity filled in and nothing else.
+fn skeleton(scenarios: &[Scenario], servers: &ServersFile, case: &Case, verdict: Verdict, message: String) -> CaseResult {
+    let sc = &scenarios[case.scenario];
+    CaseResult {
+        scenario: sc.id.clone(),
+        title: sc.title.clone(),
+        file: sc.file.display().to_string(),
+        roles: case.roles.iter().map(|(r, &i)| (r.clone(), servers.servers[i].name.clone())).collect(),
+        verdict,
+        message: Some(message),
+        duration_ms: 0,
+        steps: vec![],
+        connections: vec![],
+    }
+}

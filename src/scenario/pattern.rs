@@ -1,0 +1,473 @@
+//! Matching a received stanza against an expected pattern (non-strict, on the parsed infoset).
+//!
+//! Rules (docs/scenario-format.md, "Matching"):
+//! - names and namespaces must be equal;
+//! - every attribute in the pattern must be present and equal; `from`, `to` and `jid` are
+//!   compared as JIDs when both sides parse (so `Bob@B` equals `bob@b`, but a bare JID never
+//!   equals a full one);
+//! - every child element in the pattern must match a distinct child of the stanza, recursively;
+//! - text in the pattern (other than whitespace between elements) must equal the element's text;
+//! - anything the pattern does not mention is ignored.
+//!
+//! A whole attribute value or text may be `{*}` (present, any value), `{=name}` (capture) or
+//! `{name}` (must equal the earlier capture).
+
+use crate::jid::Jid;
+use crate::xml::{Element, NS_XML};
+use std::collections::BTreeMap;
+
+/// Captured values by name.
+pub type Captures = BTreeMap<String, String>;
+
+/// How one attribute value or text of a pattern is compared.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ValueMatch<'a> {
+    /// `{*}`
+    Any,
+    /// `{=name}`
+    Capture(&'a str),
+    /// `{name}`
+    Backref(&'a str),
+    Literal(&'a str),
+}
+
+impl<'a> ValueMatch<'a> {
+    pub fn parse(s: &'a str) -> ValueMatch<'a> {
+        let Some(inner) = s.strip_prefix('{').and_then(|r| r.strip_suffix('}')) else {
+            return ValueMatch::Literal(s);
+        };
+        if inner == "*" {
+            return ValueMatch::Any;
+        }
+        let (capture, name) = match inner.strip_prefix('=') {
+            Some(n) => (true, n),
+            None => (false, inner),
+        };
+        if !is_capture_name(name) {
+            return ValueMatch::Literal(s);
+        }
+        if capture {
+            ValueMatch::Capture(name)
+        } else {
+            ValueMatch::Backref(name)
+        }
+    }
+}
+
+/// Capture names: letters, digits, `_` and `-`, starting with a letter.
+pub fn is_capture_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Why a stanza does not match. `score` counts the pattern's checks that did hold before the
+/// first that did not, so the closest of several stanzas can be named in a failure report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mismatch {
+    pub score: usize,
+    pub reason: String,
+}
+
+/// A capture definition or use found in a pattern, in matching order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CaptureUse {
+    Define(String),
+    Refer(String),
+}
+
+/// Every `{=name}` and `{name}` in a pattern, in the order matching meets them
+/// (attributes, then text, then children), for load-time checks.
+pub fn capture_uses(pattern: &Element) -> Vec<CaptureUse> {
+    let mut out = Vec::new();
+    collect_uses(pattern, &mut out);
+    out
+}
+
+fn collect_uses(p: &Element, out: &mut Vec<CaptureUse>) {
+    let text = pattern_text(p);
+    let values = p.attrs.iter().map(|a| a.value.as_str()).chain(text.as_deref());
+    for v in values {
+        match ValueMatch::parse(v) {
+            ValueMatch::Capture(n) => out.push(CaptureUse::Define(n.into())),
+            ValueMatch::Backref(n) => out.push(CaptureUse::Refer(n.into())),
+            ValueMatch::Any | ValueMatch::Literal(_) => {}
+        }
+    }
+    for c in p.elements() {
+        collect_uses(c, out);
+    }
+}
+
+/// Upper bound on element comparisons for one match: patterns with many similar children
+/// against a large stanza could otherwise take exponential time.
+const BUDGET: usize = 100_000;
+
+/// Does `stanza` match `pattern`? On success returns `captures` extended with new captures.
+pub fn match_element(pattern: &Element, stanza: &Element, captures: &Captures) -> Result<Captures, Mismatch> {
+    let mut budget = BUDGET;
+    match_el(pattern, stanza, captures, &mut budget).map(|(c, _)| c)
+}
+
+/// Among `candidates` that do not match, the one that came closest (same element name and the
+/// most checks satisfied), with why it does not match. `None` when none even has the right name.
+pub fn closest<'a>(
+    pattern: &Element,
+    candidates: impl IntoIterator<Item = &'a Element>,
+    captures: &Captures,
+) -> Option<(&'a Element, Mismatch)> {
+    let mut best: Option<(&Element, Mismatch)> = None;
+    for c in candidates {
+        if let Err(m) = match_element(pattern, c, captures) {
+            if m.score > 0 && best.as_ref().is_none_or(|(_, b)| m.score > b.score) {
+                best = Some((c, m));
+            }
+        }
+    }
+    best
+}
+
+/// `<message from='…' to='…' type='chat'>`: an element's start tag, for messages.
+pub fn start_tag(e: &Element) -> String {
+    let mut s = format!("<{}", e.name);
+    if !e.ns.is_empty() && e.ns != crate::xml::NS_CLIENT {
+        s.push_str(&format!(" xmlns='{}'", e.ns));
+    }
+    for a in &e.attrs {
+        s.push_str(&format!(" {}='{}'", attr_name(&a.ns, &a.name), a.value));
+    }
+    s.push('>');
+    s
+}
+
+fn attr_name(ns: &str, name: &str) -> String {
+    if ns.is_empty() {
+        name.to_string()
+    } else if ns == NS_XML {
+        format!("xml:{name}")
+    } else {
+        format!("{{{ns}}}{name}")
+    }
+}
+
+/// Attributes whose values are JIDs: compared after JID preparation.
+fn is_jid_attr(ns: &str, name: &str) -> bool {
+    ns.is_empty() && matches!(name, "from" | "to" | "jid")
+}
+
+fn same_value(expected: &str, actual: &str, as_jid: bool) -> bool {
+    if expected == actual {
+        return true;
+    }
+    if !as_jid {
+        return false;
+    }
+    match (Jid::parse(expected), Jid::parse(actual)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// The text a pattern element requires, if any. Whitespace-only text is indentation, not a
+/// requirement; text next to child elements is compared without the surrounding whitespace.
+fn pattern_text(p: &Element) -> Option<String> {
+    let text = p.text();
+    if text.trim().is_empty() {
+        None
+    } else if is_mixed(p) {
+        Some(text.trim().to_string())
+    } else {
+        Some(text)
+    }
+}
+
+fn is_mixed(e: &Element) -> bool {
+    e.elements().next().is_some()
+}
+
+/// Check one value; on success, record a capture. `Err` carries what was expected, for messages.
+fn check_value(expected: &str, actual: &str, as_jid: bool, captures: &mut Captures) -> Result<(), String> {
+    match ValueMatch::parse(expected) {
+        ValueMatch::Any => Ok(()),
+        ValueMatch::Capture(name) => {
+            captures.insert(name.to_string(), actual.to_string());
+            Ok(())
+        }
+        ValueMatch::Backref(name) => match captures.get(name) {
+            Some(v) if same_value(v, actual, as_jid) => Ok(()),
+            Some(v) => Err(format!("'{v}' (captured as {{{name}}})")),
+            None => Err(format!("the value of {{{name}}}, which was never captured")),
+        },
+        ValueMatch::Literal(v) if same_value(v, actual, as_jid) => Ok(()),
+        ValueMatch::Literal(v) => Err(format!("'{v}'")),
+    }
+}
+
+/// Returns the captures and the number of checks the pattern holds (its size).
+fn match_el(
+    p: &Element,
+    e: &Element,
+    captures: &Captures,
+    budget: &mut usize,
+) -> Result<(Captures, usize), Mismatch> {
+    if *budget == 0 {
+        return Err(Mismatch { score: 0, reason: "the pattern is too ambiguous to check against this stanza".into() });
+    }
+    *budget -= 1;
+    if p.name != e.name || p.ns != e.ns {
+        return Err(Mismatch { score: 0, reason: format!("element is {} not {}", bare_tag(e), bare_tag(p)) });
+    }
+    let mut caps = captures.clone();
+    let mut score = 1;
+    for a in &p.attrs {
+        let label = attr_name(&a.ns, &a.name);
+        let Some(actual) = e.attr_ns(&a.ns, &a.name) else {
+            return Err(Mismatch { score, reason: format!("attribute '{label}' is missing") });
+        };
+        check_value(&a.value, actual, is_jid_attr(&a.ns, &a.name), &mut caps).map_err(|expected| Mismatch {
+            score,
+            reason: format!("attribute '{label}' is '{actual}' not {expected}"),
+        })?;
+        score += 1;
+    }
+    if let Some(expected) = pattern_text(p) {
+        let actual = e.text();
+        let actual = if is_mixed(p) { actual.trim() } else { actual.as_str() };
+        check_value(&expected, actual, false, &mut caps)
+            .map_err(|exp| Mismatch { score, reason: format!("text is '{actual}' not {exp}") })?;
+        score += 1;
+    }
+    let wanted: Vec<&Element> = p.elements().collect();
+    let available: Vec<&Element> = e.elements().collect();
+    let mut used = vec![false; available.len()];
+    match assign(&wanted, &available, &mut used, caps, budget) {
+        Ok((caps, s)) => Ok((caps, score + s)),
+        Err(m) => Err(Mismatch { score: score + m.score, reason: m.reason }),
+    }
+}
+
+/// Match each wanted child to a distinct available child (backtracking), returning captures
+/// and the summed size of the matched children.
+fn assign(
+    wanted: &[&Element],
+    available: &[&Element],
+    used: &mut [bool],
+    captures: Captures,
+    budget: &mut usize,
+) -> Result<(Captures, usize), Mismatch> {
+    let Some((first, rest)) = wanted.split_first() else {
+        return Ok((captures, 0));
+    };
+    let mut best: Option<Mismatch> = None;
+    let mut keep = |m: Mismatch| {
+        if best.as_ref().is_none_or(|b| m.score > b.score) {
+            best = Some(m);
+        }
+    };
+    for i in 0..available.len() {
+        if used[i] {
+            continue;
+        }
+        match match_el(first, available[i], &captures, budget) {
+            Ok((caps, size)) => {
+                used[i] = true;
+                let result = assign(rest, available, used, caps, budget);
+                used[i] = false;
+                match result {
+                    Ok((caps, s)) => return Ok((caps, size + s)),
+                    Err(m) => keep(Mismatch { score: size + m.score, reason: m.reason }),
+                }
+            }
+            Err(m) if m.score > 0 => {
+                keep(Mismatch { score: m.score, reason: format!("{}: {}", bare_tag(first), m.reason) })
+            }
+            Err(_) => {}
+        }
+    }
+    Err(best.unwrap_or_else(|| Mismatch { score: 0, reason: format!("child {} is missing", bare_tag(first)) }))
+}
+
+/// `<item>` or `<query xmlns='jabber:iq:roster'>`: the name, with the namespace when it is not
+/// the stream's.
+fn bare_tag(e: &Element) -> String {
+    if e.ns.is_empty() || e.ns == crate::xml::NS_CLIENT {
+        format!("<{}>", e.name)
+    } else {
+        format!("<{} xmlns='{}'>", e.name, e.ns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xml::NS_CLIENT;
+
+    const ROSTER: &str = "jabber:iq:roster";
+
+    fn msg() -> Element {
+        Element::new("message", NS_CLIENT)
+            .with_attr("from", "alice@a.lab/r1")
+            .with_attr("to", "bob@b.lab")
+            .with_attr("id", "m1")
+            .with_attr("type", "chat")
+            .with_child(Element::new("body", NS_CLIENT).with_text("hi ü 🎸"))
+            .with_child(Element::new("x", "urn:example:interop").with_attr("a", "ä"))
+    }
+
+    fn push(items: &[(&str, &str)]) -> Element {
+        let mut q = Element::new("query", ROSTER);
+        for (jid, sub) in items {
+            q = q.with_child(Element::new("item", ROSTER).with_attr("jid", *jid).with_attr("subscription", *sub));
+        }
+        Element::new("iq", NS_CLIENT).with_attr("type", "set").with_attr("id", "push1").with_child(q)
+    }
+
+    fn ok(p: &Element, e: &Element) -> bool {
+        match_element(p, e, &Captures::new()).is_ok()
+    }
+
+    fn reason(p: &Element, e: &Element) -> String {
+        match_element(p, e, &Captures::new()).unwrap_err().reason
+    }
+
+    #[test]
+    fn listed_attributes_must_be_equal_extras_are_ignored() {
+        let p = Element::new("message", NS_CLIENT).with_attr("type", "chat").with_attr("id", "m1");
+        assert!(ok(&p, &msg()));
+        let p = Element::new("message", NS_CLIENT).with_attr("type", "normal");
+        assert_eq!(reason(&p, &msg()), "attribute 'type' is 'chat' not 'normal'");
+        let p = Element::new("message", NS_CLIENT).with_attr("lang", "en");
+        assert_eq!(reason(&p, &msg()), "attribute 'lang' is missing");
+    }
+
+    #[test]
+    fn names_and_namespaces_must_be_equal() {
+        assert!(!ok(&Element::new("presence", NS_CLIENT), &msg()));
+        assert!(!ok(&Element::new("message", "jabber:server"), &msg()));
+        assert!(ok(&Element::new("message", NS_CLIENT), &msg()));
+    }
+
+    #[test]
+    fn from_and_to_compare_as_jids_and_bare_is_not_full() {
+        let p = Element::new("message", NS_CLIENT).with_attr("from", "Alice@A.lab/r1").with_attr("to", "BOB@b.lab");
+        assert!(ok(&p, &msg()));
+        let p = Element::new("message", NS_CLIENT).with_attr("from", "alice@a.lab");
+        assert_eq!(reason(&p, &msg()), "attribute 'from' is 'alice@a.lab/r1' not 'alice@a.lab'");
+        let p = Element::new("message", NS_CLIENT).with_attr("to", "bob@b.lab/r1");
+        assert!(!ok(&p, &msg()));
+        // Other attributes are plain strings.
+        let p = Element::new("message", NS_CLIENT).with_attr("id", "M1");
+        assert!(!ok(&p, &msg()));
+    }
+
+    #[test]
+    fn children_match_recursively_and_text_must_be_equal() {
+        let p = Element::new("message", NS_CLIENT)
+            .with_child(Element::new("x", "urn:example:interop").with_attr("a", "ä"))
+            .with_child(Element::new("body", NS_CLIENT).with_text("hi ü 🎸"));
+        assert!(ok(&p, &msg()));
+        let p = Element::new("message", NS_CLIENT).with_child(Element::new("body", NS_CLIENT).with_text("hi"));
+        assert_eq!(reason(&p, &msg()), "<body>: text is 'hi ü 🎸' not 'hi'");
+        let p = Element::new("message", NS_CLIENT).with_child(Element::new("thread", NS_CLIENT));
+        assert_eq!(reason(&p, &msg()), "child <thread> is missing");
+        let p = Element::new("message", NS_CLIENT).with_child(Element::new("x", "urn:other"));
+        assert_eq!(reason(&p, &msg()), "child <x xmlns='urn:other'> is missing");
+    }
+
+    #[test]
+    fn whitespace_between_pattern_children_is_not_text() {
+        let p = Element::new("message", NS_CLIENT)
+            .with_text("\n  ")
+            .with_child(Element::new("body", NS_CLIENT))
+            .with_text("\n");
+        assert!(ok(&p, &msg()));
+    }
+
+    #[test]
+    fn each_pattern_child_needs_a_distinct_stanza_child() {
+        let item = |sub: &str| Element::new("item", ROSTER).with_attr("subscription", sub);
+        let p = Element::new("iq", NS_CLIENT)
+            .with_child(Element::new("query", ROSTER).with_child(item("none")).with_child(item("none")));
+        assert!(!ok(&p, &push(&[("bob@b.lab", "none")])));
+        assert!(ok(&p, &push(&[("bob@b.lab", "none"), ("carol@b.lab", "none")])));
+        // Backtracking: the first pattern child must not greedily take the only stanza child
+        // the second one can match.
+        let p = Element::new("iq", NS_CLIENT).with_child(
+            Element::new("query", ROSTER)
+                .with_child(Element::new("item", ROSTER))
+                .with_child(item("both").with_attr("jid", "dave@b.lab")),
+        );
+        assert!(ok(&p, &push(&[("dave@b.lab", "both"), ("carol@b.lab", "none")])));
+    }
+
+    #[test]
+    fn nested_differences_name_the_path() {
+        let p = Element::new("iq", NS_CLIENT).with_attr("type", "set").with_child(
+            Element::new("query", ROSTER).with_child(
+                Element::new("item", ROSTER).with_attr("jid", "bob@b.lab").with_attr("subscription", "both"),
+            ),
+        );
+        assert_eq!(
+            reason(&p, &push(&[("bob@b.lab", "none")])),
+            "<query xmlns='jabber:iq:roster'>: <item xmlns='jabber:iq:roster'>: attribute 'subscription' is 'none' not 'both'"
+        );
+    }
+
+    #[test]
+    fn wildcard_capture_and_backreference() {
+        let p = Element::new("message", NS_CLIENT).with_attr("id", "{*}").with_attr("from", "{=sender}");
+        let caps = match_element(&p, &msg(), &Captures::new()).unwrap();
+        assert_eq!(caps["sender"], "alice@a.lab/r1");
+        assert!(!ok(&Element::new("message", NS_CLIENT).with_attr("thread", "{*}"), &msg()));
+
+        let p = Element::new("message", NS_CLIENT).with_attr("from", "{sender}");
+        assert!(match_element(&p, &msg(), &caps).is_ok());
+        let mut other = Captures::new();
+        other.insert("sender".into(), "carol@a.lab/r1".into());
+        let m = match_element(&p, &msg(), &other).unwrap_err();
+        assert!(m.reason.contains("captured as {sender}"), "{}", m.reason);
+        // Text can be captured too.
+        let p = Element::new("message", NS_CLIENT).with_child(Element::new("body", NS_CLIENT).with_text("{=b}"));
+        assert_eq!(match_element(&p, &msg(), &Captures::new()).unwrap()["b"], "hi ü 🎸");
+    }
+
+    #[test]
+    fn value_forms() {
+        assert_eq!(ValueMatch::parse("{*}"), ValueMatch::Any);
+        assert_eq!(ValueMatch::parse("{=id1}"), ValueMatch::Capture("id1"));
+        assert_eq!(ValueMatch::parse("{id1}"), ValueMatch::Backref("id1"));
+        assert_eq!(ValueMatch::parse("{\"a\": 1}"), ValueMatch::Literal("{\"a\": 1}"));
+        assert_eq!(ValueMatch::parse("x{*}"), ValueMatch::Literal("x{*}"));
+    }
+
+    #[test]
+    fn capture_uses_in_matching_order() {
+        let p = Element::new("iq", NS_CLIENT)
+            .with_attr("id", "{=a}")
+            .with_child(Element::new("x", "urn:x").with_attr("v", "{a}").with_text("{=b}"));
+        assert_eq!(
+            capture_uses(&p),
+            vec![CaptureUse::Define("a".into()), CaptureUse::Refer("a".into()), CaptureUse::Define("b".into())]
+        );
+    }
+
+    #[test]
+    fn closest_prefers_the_most_similar_stanza() {
+        let p = Element::new("message", NS_CLIENT).with_attr("type", "chat").with_attr("from", "carol@a.lab/r1");
+        let a = Element::new("presence", NS_CLIENT);
+        let b = msg();
+        let c = Element::new("message", NS_CLIENT).with_attr("type", "headline");
+        let (best, m) = closest(&p, [&a, &b, &c], &Captures::new()).unwrap();
+        assert_eq!(best, &b);
+        assert!(m.reason.starts_with("attribute 'from'"), "{}", m.reason);
+        assert!(closest(&p, [&a], &Captures::new()).is_none());
+    }
+
+    #[test]
+    fn start_tag_summarises() {
+        assert_eq!(
+            start_tag(&msg()),
+            "<message from='alice@a.lab/r1' to='bob@b.lab' id='m1' type='chat'>"
+        );
+    }
+}

@@ -1,0 +1,416 @@
+//! Variables in scenario text: `${A}`, `${alice.bare}`, `${alice1.full}`, `${capture}`.
+//!
+//! A [`Template`] keeps the text as written plus the variables it refers to, resolved against
+//! the scenario's names at load time (so a typo is a load error, not a run-time surprise) and
+//! substituted at run time, when JIDs are known. Substituted values are XML-escaped, because
+//! templates are XML text and a value such as a resource may contain `&`, `<` or quotes.
+
+use crate::jid::Jid;
+use std::collections::BTreeMap;
+
+/// What a `${…}` refers to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Var {
+    /// `${A}`: the domain of the server playing role A.
+    Domain { role: String },
+    /// `${alice.bare}`, `${alice.local}`, `${alice.domain}`.
+    Account { name: String, part: JidPart },
+    /// `${alice1.full}` etc.: the JID the server bound for the actor's connection.
+    Actor { name: String, part: JidPart },
+    /// `${name}`: a value captured earlier by `{=name}` in an expected stanza.
+    Capture { name: String },
+}
+
+/// Which piece of a JID a variable stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JidPart {
+    Full,
+    Bare,
+    Local,
+    Domain,
+    Resource,
+}
+
+impl JidPart {
+    fn parse(s: &str) -> Option<JidPart> {
+        Some(match s {
+            "full" => JidPart::Full,
+            "bare" => JidPart::Bare,
+            "local" => JidPart::Local,
+            "domain" => JidPart::Domain,
+            "resource" => JidPart::Resource,
+            _ => return None,
+        })
+    }
+
+    fn of(self, jid: &Jid) -> String {
+        match self {
+            JidPart::Full => jid.to_string(),
+            JidPart::Bare => jid.bare().to_string(),
+            JidPart::Local => jid.local().unwrap_or_default().to_string(),
+            JidPart::Domain => jid.domain().to_string(),
+            JidPart::Resource => jid.resource().unwrap_or_default().to_string(),
+        }
+    }
+}
+
+/// What kind of thing a scenario name denotes (for resolving variables at load time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameKind {
+    Role,
+    Account,
+    /// `connected` is false while no earlier step has connected the actor: its JID is unknown then.
+    Actor {
+        connected: bool,
+    },
+    Capture,
+}
+
+/// The names visible at one point of a scenario.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    names: BTreeMap<String, NameKind>,
+}
+
+impl Scope {
+    pub fn insert(&mut self, name: &str, kind: NameKind) {
+        self.names.insert(name.to_string(), kind);
+    }
+
+    pub fn get(&self, name: &str) -> Option<NameKind> {
+        self.names.get(name).copied()
+    }
+
+    fn names_of(&self, pred: impl Fn(NameKind) -> bool) -> String {
+        let v: Vec<&str> = self.names.iter().filter(|(_, k)| pred(**k)).map(|(n, _)| n.as_str()).collect();
+        if v.is_empty() {
+            "none".into()
+        } else {
+            v.join(", ")
+        }
+    }
+
+    /// Resolve the inside of `${…}`.
+    fn resolve(&self, inner: &str) -> Result<Var, VarError> {
+        let (name, part) = match inner.split_once('.') {
+            Some((n, p)) => (n, Some(p)),
+            None => (inner, None),
+        };
+        let unknown = || VarError {
+            offset: 0,
+            message: format!("unknown variable ${{{inner}}}: nothing in this scenario is named '{name}'"),
+            hint: Some(format!(
+                "roles: {}; accounts: {}; actors: {}; captures so far: {}",
+                self.names_of(|k| k == NameKind::Role),
+                self.names_of(|k| k == NameKind::Account),
+                self.names_of(|k| matches!(k, NameKind::Actor { .. })),
+                self.names_of(|k| k == NameKind::Capture),
+            )),
+        };
+        let kind = self.get(name).ok_or_else(unknown)?;
+        let bad_part = |allowed: &str| VarError {
+            offset: 0,
+            message: format!("${{{inner}}}: '{name}' has no part '{}'", part.unwrap_or("")),
+            hint: Some(format!("write one of {allowed}")),
+        };
+        match kind {
+            NameKind::Role | NameKind::Capture => {
+                if part.is_some() {
+                    let what = if kind == NameKind::Role { "a role" } else { "a capture" };
+                    return Err(VarError {
+                        offset: 0,
+                        message: format!("${{{inner}}}: '{name}' is {what} and has no parts"),
+                        hint: Some(format!("write ${{{name}}}")),
+                    });
+                }
+                Ok(if kind == NameKind::Role {
+                    Var::Domain { role: name.into() }
+                } else {
+                    Var::Capture { name: name.into() }
+                })
+            }
+            NameKind::Account => {
+                let allowed = format!("${{{name}.bare}}, ${{{name}.local}}, ${{{name}.domain}}");
+                match part.and_then(JidPart::parse) {
+                    Some(p @ (JidPart::Bare | JidPart::Local | JidPart::Domain)) => {
+                        Ok(Var::Account { name: name.into(), part: p })
+                    }
+                    _ => Err(bad_part(&allowed)),
+                }
+            }
+            NameKind::Actor { connected } => {
+                let allowed = format!(
+                    "${{{name}.full}}, ${{{name}.bare}}, ${{{name}.local}}, ${{{name}.domain}}, ${{{name}.resource}}"
+                );
+                let part = part.and_then(JidPart::parse).ok_or_else(|| bad_part(&allowed))?;
+                if !connected {
+                    return Err(VarError {
+                        offset: 0,
+                        message: format!("${{{inner}}} is used before actor {name} has connected"),
+                        hint: Some(format!(
+                            "an actor's JID is known once it is connected; connect {name} at start or with a `connect` step first"
+                        )),
+                    });
+                }
+                Ok(Var::Actor { name: name.into(), part })
+            }
+        }
+    }
+}
+
+/// A load-time problem with a variable, at a byte offset into the template text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VarError {
+    pub offset: usize,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Part {
+    Literal(String),
+    /// The variable and the length of its `${…}` in the source.
+    Var(Var, usize),
+}
+
+/// Scenario text with its variables resolved, ready to be substituted at run time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Template {
+    /// The text as written in the file.
+    source: String,
+    parts: Vec<Part>,
+}
+
+impl Template {
+    /// Split `text` into literals and variables, resolving each variable in `scope`.
+    /// `$${` stands for a literal `${`.
+    pub fn compile(text: &str, scope: &Scope) -> Result<Template, VarError> {
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut rest = text;
+        let mut offset = 0;
+        while let Some(i) = rest.find('$') {
+            literal.push_str(&rest[..i]);
+            let after = &rest[i..];
+            if after.starts_with("$${") {
+                literal.push_str("${");
+                rest = &after[3..];
+                offset += i + 3;
+            } else if let Some(body) = after.strip_prefix("${") {
+                let Some(end) = body.find('}') else {
+                    return Err(VarError {
+                        offset: offset + i,
+                        message: "`${` without a closing `}`".into(),
+                        hint: Some("variables look like ${alice.bare}; write $${ for a literal ${".into()),
+                    });
+                };
+                let inner = body[..end].trim();
+                let var = scope.resolve(inner).map_err(|e| VarError { offset: offset + i, ..e })?;
+                if !literal.is_empty() {
+                    parts.push(Part::Literal(std::mem::take(&mut literal)));
+                }
+                parts.push(Part::Var(var, 2 + end + 1));
+                rest = &body[end + 1..];
+                offset += i + 2 + end + 1;
+            } else {
+                literal.push('$');
+                rest = &after[1..];
+                offset += i + 1;
+            }
+        }
+        literal.push_str(rest);
+        if !literal.is_empty() {
+            parts.push(Part::Literal(literal));
+        }
+        Ok(Template { source: text.to_string(), parts })
+    }
+
+    /// Text without variables (used as is).
+    pub fn literal(text: &str) -> Template {
+        Template { source: text.to_string(), parts: vec![Part::Literal(text.to_string())] }
+    }
+
+    /// The text as written in the scenario file.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The variables this template uses, in order.
+    pub fn vars(&self) -> impl Iterator<Item = &Var> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Var(v, _) => Some(v),
+            Part::Literal(_) => None,
+        })
+    }
+
+    /// Substitute every variable (XML-escaped). Fails with a readable message when a value
+    /// is not known yet (e.g. a capture that did not happen).
+    pub fn render(&self, bindings: &Bindings) -> Result<String, String> {
+        self.render_with(|v| bindings.value(v))
+    }
+
+    /// Substitute each variable with as many `x` as its `${…}` is long, to check at load time
+    /// that the XML is well-formed: byte offsets in the result are offsets in the source (up to
+    /// `$${` escapes), so a parse error can be located in the file.
+    pub fn render_placeholder(&self) -> String {
+        let mut out = String::with_capacity(self.source.len());
+        for part in &self.parts {
+            match part {
+                Part::Literal(s) => out.push_str(s),
+                Part::Var(_, len) => out.extend(std::iter::repeat_n('x', *len)),
+            }
+        }
+        out
+    }
+
+    fn render_with(&self, value: impl Fn(&Var) -> Result<String, String>) -> Result<String, String> {
+        let mut out = String::with_capacity(self.source.len());
+        for part in &self.parts {
+            match part {
+                Part::Literal(s) => out.push_str(s),
+                Part::Var(v, _) => out.push_str(&escape(&value(v)?)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The values known at one moment of a running case.
+#[derive(Clone, Debug, Default)]
+pub struct Bindings {
+    /// Role → domain.
+    pub roles: BTreeMap<String, String>,
+    /// Account name → bare JID.
+    pub accounts: BTreeMap<String, Jid>,
+    /// Actor name → the full JID last bound for it (kept after a disconnect: stanzas about
+    /// the old session, such as its unavailable presence, name that JID).
+    pub actors: BTreeMap<String, Jid>,
+    /// Capture name → value.
+    pub captures: BTreeMap<String, String>,
+}
+
+impl Bindings {
+    pub fn value(&self, var: &Var) -> Result<String, String> {
+        match var {
+            Var::Domain { role } => {
+                self.roles.get(role).cloned().ok_or_else(|| format!("no server is assigned to role {role}"))
+            }
+            Var::Account { name, part } => self
+                .accounts
+                .get(name)
+                .map(|j| part.of(j))
+                .ok_or_else(|| format!("account {name} was not provisioned")),
+            Var::Actor { name, part } => {
+                self.actors.get(name).map(|j| part.of(j)).ok_or_else(|| format!("actor {name} has not connected yet"))
+            }
+            Var::Capture { name } => {
+                self.captures.get(name).cloned().ok_or_else(|| format!("nothing was captured as '{name}' yet"))
+            }
+        }
+    }
+}
+
+/// Escape a value for XML text or a quoted attribute value.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\'' => out.push_str("&apos;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope() -> Scope {
+        let mut s = Scope::default();
+        s.insert("A", NameKind::Role);
+        s.insert("B", NameKind::Role);
+        s.insert("alice", NameKind::Account);
+        s.insert("alice1", NameKind::Actor { connected: true });
+        s.insert("later1", NameKind::Actor { connected: false });
+        s.insert("sid", NameKind::Capture);
+        s
+    }
+
+    fn bindings() -> Bindings {
+        let mut b = Bindings::default();
+        b.roles.insert("A".into(), "a.lab".into());
+        b.accounts.insert("alice".into(), Jid::parse("alice-x1@a.lab").unwrap());
+        b.actors.insert("alice1".into(), Jid::parse("alice-x1@a.lab/r1&<'\"").unwrap());
+        b.captures.insert("sid".into(), "s-1".into());
+        b
+    }
+
+    #[test]
+    fn substitutes_every_kind_of_variable() {
+        let t = Template::compile(
+            "<m to='${alice.bare}' from='${alice1.full}' d='${A}' l='${alice.local}' s='${ sid }'/>",
+            &scope(),
+        )
+        .unwrap();
+        assert_eq!(
+            t.render(&bindings()).unwrap(),
+            "<m to='alice-x1@a.lab' from='alice-x1@a.lab/r1&amp;&lt;&apos;&quot;' d='a.lab' l='alice-x1' s='s-1'/>"
+        );
+        assert_eq!(t.vars().count(), 5);
+    }
+
+    #[test]
+    fn actor_parts() {
+        let b = bindings();
+        let t = Template::compile("${alice1.bare} ${alice1.resource} ${alice1.domain}", &scope()).unwrap();
+        assert_eq!(t.render(&b).unwrap(), "alice-x1@a.lab r1&amp;&lt;&apos;&quot; a.lab");
+    }
+
+    #[test]
+    fn dollar_escape_and_lone_dollars_stay_literal() {
+        let t = Template::compile("costs $5, $${A} is literal, ${A}", &scope()).unwrap();
+        assert_eq!(t.render(&bindings()).unwrap(), "costs $5, ${A} is literal, a.lab");
+    }
+
+    #[test]
+    fn unknown_name_is_reported_with_offset_and_the_known_names() {
+        let e = Template::compile("<m to='${carol.bare}'/>", &scope()).unwrap_err();
+        assert_eq!(e.offset, 7);
+        assert!(e.message.contains("carol"), "{}", e.message);
+        assert!(e.hint.unwrap().contains("accounts: alice"));
+    }
+
+    #[test]
+    fn wrong_parts_are_load_errors() {
+        for (text, needle) in [
+            ("${alice.full}", "no part 'full'"),
+            ("${alice}", "no part ''"),
+            ("${A.bare}", "is a role"),
+            ("${alice1.nick}", "no part 'nick'"),
+            ("${later1.full}", "before actor later1 has connected"),
+            ("x ${A", "without a closing"),
+        ] {
+            let e = Template::compile(text, &scope()).unwrap_err();
+            assert!(e.message.contains(needle), "{text}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn missing_values_at_run_time_are_errors_not_panics() {
+        let mut s = scope();
+        s.insert("bob1", NameKind::Actor { connected: true });
+        let t = Template::compile("${bob1.full}", &s).unwrap();
+        assert!(t.render(&bindings()).unwrap_err().contains("bob1"));
+    }
+
+    #[test]
+    fn placeholder_rendering_keeps_offsets() {
+        let t = Template::compile("<a x='${alice.bare}'>\n${A}</a>", &scope()).unwrap();
+        assert_eq!(t.render_placeholder(), "<a x='xxxxxxxxxxxxx'>\nxxxx</a>");
+    }
+}
