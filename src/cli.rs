@@ -311,7 +311,13 @@ impl Progress {
 
     fn case_done(&self, p: &run::Progress<'_>, elapsed: Duration) {
         let verdict = report::terminal::style(p.result.verdict).apply_to(p.result.verdict.as_str());
-        let line = format!("[{}/{}] {verdict} {} ({:.1}s)", p.done, p.total, p.case_name, p.result.duration_ms as f64 / 1000.0);
+        let line = format!(
+            "[{}/{}] {verdict} {} ({:.1}s)",
+            p.done,
+            p.total,
+            p.case_name,
+            p.result.duration_ms as f64 / 1000.0
+        );
         if self.first.swap(false, std::sync::atomic::Ordering::Relaxed) {
             let msg = format!("first result after {:.1}s", elapsed.as_secs_f64());
             match &self.bar {
@@ -399,7 +405,10 @@ fn cmd_ca(cmd: CaCommand) -> ExitCode {
                         println!("{}:", leaf.domain);
                         println!("  certificate chain (leaf + intermediate): {}", leaf.chain.display());
                         println!("  private key: {}", leaf.key.display());
-                        println!("  key + chain + root in one file (ejabberd certfiles): {}", leaf.fullchain_key.display());
+                        println!(
+                            "  key + chain + root in one file (ejabberd certfiles): {}",
+                            leaf.fullchain_key.display()
+                        );
                     }
                     Err(e) => return failure(format!("{d}: {e:#}")),
                 }

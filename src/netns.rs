@@ -33,7 +33,9 @@ pub fn enter(ns: &str) -> Result<(), ExitCode> {
         ));
     }
     if !nix::unistd::geteuid().is_root() {
-        return say(format!("entering network namespace {ns:?} needs root\n  hint: run plugfest as root (e.g. with sudo)"));
+        return say(format!(
+            "entering network namespace {ns:?} needs root\n  hint: run plugfest as root (e.g. with sudo)"
+        ));
     }
     let exe = match std::env::current_exe() {
         Ok(e) => e,

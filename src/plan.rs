@@ -77,6 +77,7 @@ mod tests {
             file: PathBuf::from(format!("{id}.yaml")),
             roles: roles.iter().map(|r| r.to_string()).collect(),
             accounts: vec![],
+            script: Default::default(),
         }
     }
 

@@ -77,7 +77,13 @@ pub struct ServersFile {
 
 impl ServersFile {
     pub fn load(path: &Path) -> Result<ServersFile, ConfigError> {
-        let raw: RawFile = crate::yaml::load(path)?;
+        let raw: RawFile = crate::yaml::load(path).map_err(|e| {
+            if e.hint.is_none() && e.line > 0 {
+                e.with_hint("docs/servers-file.md lists every key and its values")
+            } else {
+                e
+            }
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let mut servers: Vec<Server> = Vec::new();
         if raw.servers.is_empty() {

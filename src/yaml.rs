@@ -63,7 +63,14 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigEr
         let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
         // saphyr's rendering repeats the source snippet; keep the first line as the message.
         let rendered = e.to_string();
-        let message = rendered.lines().next().unwrap_or("invalid YAML").trim().to_string();
+        let first = rendered.lines().next().unwrap_or("invalid YAML").trim();
+        // The reader repeats the position in its message ("error: line 3 column 5: …"); we print it once.
+        let message = first
+            .strip_prefix("error: line ")
+            .and_then(|rest| rest.split_once(": "))
+            .map(|(_, msg)| msg)
+            .unwrap_or(first)
+            .to_string();
         ConfigError::new(path, line, column, message)
     })
 }

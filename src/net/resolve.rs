@@ -2,7 +2,8 @@
 //! A/AAAA, unless the servers file gives a static address. The only place names are resolved.
 //! OWNER: xmpp helper.
 
-use anyhow::{anyhow, bail, Context as _};
+use anyhow::{anyhow, bail};
+use hickory_resolver::config::LookupIpStrategy;
 use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::TokioResolver;
 use rand::Rng;
@@ -83,11 +84,13 @@ pub async fn resolve(target: &Target, service: Service) -> anyhow::Result<Vec<So
             // RFC 6120 §3.2.2: no SRV answer → fall back to the domain's address records.
             return host_addrs(&resolver, &ascii, service.default_port())
                 .await
-                .with_context(|| format!("and the SRV lookup failed too: {e:#}"));
+                .map_err(|a| anyhow!("{a:#} (and the SRV lookup failed: {e:#})"));
         }
     };
     if srv.is_empty() {
-        return host_addrs(&resolver, &ascii, service.default_port()).await;
+        return host_addrs(&resolver, &ascii, service.default_port())
+            .await
+            .map_err(|e| anyhow!("{e:#} (and there is no {}.{ascii} SRV record)", service.srv_prefix()));
     }
     if srv.iter().all(|r| r.target == ".") {
         bail!(
@@ -158,8 +161,11 @@ fn ip_literal(domain: &str) -> Option<IpAddr> {
 fn system_resolver() -> anyhow::Result<TokioResolver> {
     // Built per call: it reads /etc/resolv.conf (inside a lab namespace, the lab's dnsmasq), and a
     // resolver must not outlive the tokio runtime its background tasks run on.
-    let builder = TokioResolver::builder_tokio()
+    let mut builder = TokioResolver::builder_tokio()
         .map_err(|e| anyhow!("cannot read the system DNS configuration (/etc/resolv.conf): {e}"))?;
+    // A first, AAAA only when there is no A: with both in parallel, an /etc/hosts answer for A
+    // still waits for the AAAA query to time out when DNS is unreachable.
+    builder.options_mut().ip_strategy = LookupIpStrategy::Ipv4thenIpv6;
     builder.build().map_err(|e| anyhow!("cannot build a DNS resolver from /etc/resolv.conf: {e}"))
 }
 

@@ -42,7 +42,8 @@ pub fn render(run: &Run) -> String {
     for id in &scenario_ids {
         let cases: Vec<&CaseResult> = run.cases.iter().filter(|c| c.scenario == *id).collect();
         let roles: Vec<&String> = cases[0].roles.keys().collect();
-        let _ = writeln!(out, "\n{}  {}", Style::new().bold().apply_to(id), Style::new().dim().apply_to(&cases[0].title));
+        let _ =
+            writeln!(out, "\n{}  {}", Style::new().bold().apply_to(id), Style::new().dim().apply_to(&cases[0].title));
         match roles.as_slice() {
             [a, b] => {
                 let _ = write!(out, "  {:>width$} ", format!("{a}\\{b}"));
@@ -103,8 +104,14 @@ pub fn describe(c: &CaseResult) -> String {
             let _ = writeln!(out, "    {m}");
         }
         if let Some(spec) = &s.spec {
-            let _ = writeln!(out, "    {} {} §{}{}", spec_level(spec.level), spec.spec, spec.section,
-                spec.quote.as_ref().map(|q| format!(": \"{q}\"")).unwrap_or_default());
+            let _ = writeln!(
+                out,
+                "    {} {} §{}{}",
+                spec_level(spec.level),
+                spec.spec,
+                spec.section,
+                spec.quote.as_ref().map(|q| format!(": \"{q}\"")).unwrap_or_default()
+            );
         }
         if let Some(e) = &s.expected {
             let _ = writeln!(out, "    expected: {}", one_line(e));

@@ -60,15 +60,7 @@ pub struct CaseOutcome {
 
 /// Execute one case to the end; never panics, never waits without a deadline.
 pub async fn run_case(env: CaseEnv<'_>) -> CaseOutcome {
-    match env.scenario.script() {
-        Ok(script) => run_script(&env, &script).await,
-        Err(e) => CaseOutcome {
-            verdict: Verdict::Error,
-            message: Some(format!("cannot read the scenario again: {e}")),
-            steps: Vec::new(),
-            connections: Vec::new(),
-        },
-    }
+    run_script(&env, &env.scenario.script).await
 }
 
 /// Run `script` with real XMPP sessions on the servers of `env`.
@@ -689,7 +681,9 @@ fn ping_reply(e: &Element, own: &Jid) -> Option<Element> {
     }
     let from_server = match e.attr("from") {
         None => true,
-        Some(f) => Jid::parse(f).is_ok_and(|j| j.local().is_none() && j.resource().is_none() && j.domain() == own.domain()),
+        Some(f) => {
+            Jid::parse(f).is_ok_and(|j| j.local().is_none() && j.resource().is_none() && j.domain() == own.domain())
+        }
     };
     if !from_server {
         return None;
@@ -785,8 +779,9 @@ mod tests {
                 net.sent.push((self.actor.clone(), stanza.clone()));
                 if stanza.child("query", "jabber:iq:roster").is_some() && stanza.attr("type") == Some("get") {
                     let kind = if self.roster_error { "error" } else { "result" };
-                    let answer =
-                        Element::new("iq", NS_CLIENT).with_attr("type", kind).with_attr("id", stanza.attr("id").unwrap());
+                    let answer = Element::new("iq", NS_CLIENT)
+                        .with_attr("type", kind)
+                        .with_attr("id", stanza.attr("id").unwrap());
                     net.deliver(&self.actor, answer);
                 } else {
                     net.route(&self.actor, &stanza);
@@ -867,7 +862,8 @@ mod tests {
 
     use StepOutcome::{Error as E, Fail as F, Info as I, NotRun as N, Pass as P, Warn as W};
 
-    const CHAT: &str = "  - send: {as: alice1, xml: \"<message id='m1' to='${bob.bare}' type='chat'><body>hi ü</body></message>\"}\n";
+    const CHAT: &str =
+        "  - send: {as: alice1, xml: \"<message id='m1' to='${bob.bare}' type='chat'><body>hi ü</body></message>\"}\n";
 
     #[tokio::test]
     async fn a_routed_message_matches_and_the_case_passes() {
@@ -883,7 +879,10 @@ mod tests {
         assert_eq!((o.verdict, o.message.as_deref()), (Verdict::Pass, None));
         assert_eq!(outcomes(&o), [P, P]);
         let expect = &o.steps[1];
-        assert_eq!(expect.expected.as_deref(), Some("<message from='alice-x@a.lab/r1' to='bob-x@b.lab' id='m1'><body>hi ü</body></message>"));
+        assert_eq!(
+            expect.expected.as_deref(),
+            Some("<message from='alice-x@a.lab/r1' to='bob-x@b.lab' id='m1'><body>hi ü</body></message>")
+        );
         assert_eq!(expect.received.len(), 1);
         assert_eq!(expect.spec.as_ref().map(|s: &SpecRef| s.section.as_str()), Some("8.1.2.1"));
         assert_eq!((o.steps[0].line, o.steps[1].line), (11, 12));
@@ -927,7 +926,10 @@ mod tests {
         assert_eq!(o.verdict, Verdict::Fail);
         let step = &o.steps[1];
         let msg = step.message.as_deref().unwrap();
-        assert!(msg.starts_with("bob1 received nothing matching within 150ms (1 other stanza arrived); closest: <message "), "{msg}");
+        assert!(
+            msg.starts_with("bob1 received nothing matching within 150ms (1 other stanza arrived); closest: <message "),
+            "{msg}"
+        );
         assert!(msg.ends_with("differs: attribute 'from' is 'alice-x@a.lab/r1' not 'alice-x@a.lab'"), "{msg}");
         assert_eq!(step.received.len(), 1);
         assert!(step.received[0].contains("hi ü"));
@@ -949,7 +951,10 @@ mod tests {
         .await;
         assert_eq!(outcomes(&o), [P, I, W, P]);
         assert_eq!(o.verdict, Verdict::Warn);
-        assert!(o.message.unwrap().starts_with("line 13: bob1 received nothing matching within 100ms (1 other stanza arrived)"));
+        assert!(o
+            .message
+            .unwrap()
+            .starts_with("line 13: bob1 received nothing matching within 100ms (1 other stanza arrived)"));
     }
 
     #[tokio::test]
@@ -1039,7 +1044,11 @@ mod tests {
         .await;
         assert_eq!(outcomes(&o), [P, P, I]);
         let net = n.state.lock().unwrap();
-        assert!(net.sent_by("alice1").contains(&"<iq type='result' id='srv' to='a.lab'/>".to_string()), "{:?}", net.sent);
+        assert!(
+            net.sent_by("alice1").contains(&"<iq type='result' id='srv' to='a.lab'/>".to_string()),
+            "{:?}",
+            net.sent
+        );
         assert!(!net.sent_by("alice1").iter().any(|s| s.contains("id='usr'")));
     }
 
@@ -1076,7 +1085,10 @@ mod tests {
         assert_eq!(outcomes(&o), [P, P, P], "{:?}", o.message);
         let net = n.state.lock().unwrap();
         assert_eq!(net.sent_by("alice1"), ["<presence><priority>-1</priority></presence>"]);
-        assert_eq!(net.sent_by("alice2")[0], "<iq type='get' id='plugfest-roster-alice2'><query xmlns='jabber:iq:roster'/></iq>");
+        assert_eq!(
+            net.sent_by("alice2")[0],
+            "<iq type='get' id='plugfest-roster-alice2'><query xmlns='jabber:iq:roster'/></iq>"
+        );
         assert_eq!(net.sent_by("alice2").len(), 2, "no presence for alice2");
     }
 
@@ -1094,5 +1106,48 @@ mod tests {
         let mut set = ping.clone();
         set.set_attr("type", "set");
         assert!(ping_reply(&set, &own).is_none());
+    }
+
+    /// The real path, as far as it goes without a server: every actor's login fails, the case
+    /// is an error naming actor and server, and every attempt is recorded with its transcript.
+    #[tokio::test]
+    async fn run_case_reports_unreachable_servers_and_records_every_attempt() {
+        use crate::net::tls::{TlsMode, Trust};
+        use crate::servers::Accounts;
+        // A port nobody listens on: bind one, then let it go.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let server = |name: &str| Server {
+            name: name.into(),
+            domain: format!("{name}.lab"),
+            address: Some("127.0.0.1".parse().unwrap()),
+            port: Some(port),
+            tls: TlsMode::Required,
+            trust: Trust::System,
+            accounts: Accounts::InBand,
+            software: None,
+        };
+        let (p, e) = (server("p"), server("e"));
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/messaging/msg-chat-remote-bare.yaml");
+        let scenario = crate::scenario::load_file(&file).unwrap();
+        let account = |jid: &str| Account { jid: Jid::parse(jid).unwrap(), password: "pw".into() };
+        let env = CaseEnv {
+            scenario: &scenario,
+            roles: [("A".to_string(), &p), ("B".to_string(), &e)].into_iter().collect(),
+            accounts: [("alice".to_string(), account("alice-1@p.lab")), ("bob".to_string(), account("bob-1@e.lab"))]
+                .into_iter()
+                .collect(),
+            step_timeout: Duration::from_secs(5),
+            max_stanza: crate::xml::DEFAULT_MAX_STANZA,
+        };
+        let o = run_case(env).await;
+        assert_eq!(o.verdict, Verdict::Error);
+        let msg = o.message.unwrap();
+        assert!(msg.starts_with("alice1 on p (p.lab): "), "{msg}");
+        assert!(msg.contains("; bob1 on e (e.lab): "), "{msg}");
+        assert!(o.steps.iter().all(|s| s.outcome == StepOutcome::NotRun));
+        let mut recorded: Vec<(&str, &str, &str)> =
+            o.connections.iter().map(|c| (c.actor.as_str(), c.server.as_str(), c.jid.as_str())).collect();
+        recorded.sort(); // recorded as the attempts end, which may be in either order
+        assert_eq!(recorded, [("alice1", "p", "alice-1@p.lab"), ("bob1", "e", "bob-1@e.lab")]);
     }
 }

@@ -64,9 +64,8 @@ pub async fn run_cases(
     mut on_progress: impl FnMut(Progress<'_>),
 ) -> Run {
     let started = Instant::now();
-    let started_at = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let started_at =
+        time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     let total = cases.len();
     let limit = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
@@ -93,7 +92,13 @@ pub async fn run_cases(
         .zip(&cases)
         .map(|(r, c)| {
             r.unwrap_or_else(|| {
-                skeleton(&scenarios, &servers, c, Verdict::Error, "plugfest crashed while running this case (a bug: please report it)".into())
+                skeleton(
+                    &scenarios,
+                    &servers,
+                    c,
+                    Verdict::Error,
+                    "plugfest crashed while running this case (a bug: please report it)".into(),
+                )
             })
         })
         .collect();
@@ -171,7 +176,13 @@ async fn run_one(scenarios: &[Scenario], servers: &ServersFile, case: &Case, opt
 }
 
 /// A result with the case's identity filled in and nothing else.
-fn skeleton(scenarios: &[Scenario], servers: &ServersFile, case: &Case, verdict: Verdict, message: String) -> CaseResult {
+fn skeleton(
+    scenarios: &[Scenario],
+    servers: &ServersFile,
+    case: &Case,
+    verdict: Verdict,
+    message: String,
+) -> CaseResult {
     let sc = &scenarios[case.scenario];
     CaseResult {
         scenario: sc.id.clone(),

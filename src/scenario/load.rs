@@ -22,7 +22,6 @@ const DOCS: &str = "docs/scenario-format.md";
 #[derive(Debug)]
 pub(crate) struct Loaded {
     pub scenario: Scenario,
-    pub script: Script,
     id_at: (u64, u64),
 }
 
@@ -71,11 +70,9 @@ pub(crate) fn load_all(paths: &[PathBuf]) -> (Vec<Loaded>, Vec<ConfigError>) {
                 if let Some((other, line)) = seen.get(&l.scenario.id) {
                     let (line_here, col) = l.id_at;
                     errors.push(
-                        ConfigError::new(&f, line_here, col, format!("duplicate id '{}'", l.scenario.id))
-                            .with_hint(format!(
-                                "{}:{line} already uses it; ids are unique across all scenarios",
-                                other.display()
-                            )),
+                        ConfigError::new(&f, line_here, col, format!("duplicate id '{}'", l.scenario.id)).with_hint(
+                            format!("{}:{line} already uses it; ids are unique across all scenarios", other.display()),
+                        ),
                     );
                 } else {
                     seen.insert(l.scenario.id.clone(), (f.clone(), l.id_at.0));
@@ -118,12 +115,6 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Loaded, ConfigError> {
 
 /// Make the YAML reader's messages read well and add what to do about them.
 fn explain_yaml_error(mut e: ConfigError) -> ConfigError {
-    // The reader repeats the position in its message ("error: line 3 column 5: …"); we print it once.
-    if let Some(rest) = e.message.strip_prefix("error: line ") {
-        if let Some((_, msg)) = rest.split_once(": ") {
-            e.message = msg.to_string();
-        }
-    }
     let m = e.message.clone();
     let hint = if m.contains("unknown variant") && m.contains("send") {
         Some("steps are `send`, `expect`, `connect` and `disconnect`".to_string())
@@ -219,12 +210,9 @@ impl Checker<'_> {
         }
         let actors = self.check_actors(&raw.actors, &roles, &mut accounts, &mut scope)?;
         let steps = self.check_steps(&raw.steps, &actors, scope)?;
-        let scenario = Scenario { id, title, file: self.path.to_path_buf(), roles, accounts };
-        Ok(Loaded {
-            scenario,
-            script: Script { catalog, actors, steps },
-            id_at: (raw.id.referenced.line(), raw.id.referenced.column()),
-        })
+        let script = Script { catalog, actors, steps };
+        let scenario = Scenario { id, title, file: self.path.to_path_buf(), roles, accounts, script };
+        Ok(Loaded { scenario, id_at: (raw.id.referenced.line(), raw.id.referenced.column()) })
     }
 
     fn check_roles(&self, raw: &Spanned<Vec<Spanned<String>>>, scope: &mut Scope) -> Result<Vec<String>, ConfigError> {
@@ -243,8 +231,10 @@ impl Checker<'_> {
     /// A new name must be well-formed and not already name something else (variables would clash).
     fn check_new_name(&self, name: &Spanned<String>, scope: &Scope, what: &str) -> Result<(), ConfigError> {
         if !is_name(&name.value) {
-            return Err(self
-                .err(name.referenced, format!("{what} name {:?} must start with a letter, then letters, digits, '_' or '-'", name.value)));
+            return Err(self.err(
+                name.referenced,
+                format!("{what} name {:?} must start with a letter, then letters, digits, '_' or '-'", name.value),
+            ));
         }
         if scope.get(&name.value).is_some() {
             return Err(self
@@ -285,7 +275,9 @@ impl Checker<'_> {
                 Some(r) => {
                     let res = r.value.clone();
                     if let Err(e) = crate::jid::Jid::new(Some("user"), "example.lab", Some(&res)) {
-                        return Err(self.err(r.referenced, format!("resource {res:?} is not a valid resourcepart: {e}")));
+                        return Err(
+                            self.err(r.referenced, format!("resource {res:?} is not a valid resourcepart: {e}"))
+                        );
                     }
                     Some(res)
                 }
@@ -340,10 +332,9 @@ impl Checker<'_> {
         if let Some(decl) = accounts.iter().find(|d| d.name == name.value) {
             if let (Some(s), Some(role)) = (&a.server, &server) {
                 if *role != decl.role {
-                    return Err(self.err(
-                        s.referenced,
-                        format!("account {} is on server {}, not {role}", decl.name, decl.role),
-                    ));
+                    return Err(
+                        self.err(s.referenced, format!("account {} is on server {}, not {role}", decl.name, decl.role))
+                    );
                 }
             }
             return Ok(decl.name.clone());
@@ -376,9 +367,9 @@ impl Checker<'_> {
             return Err(self.err(raw.referenced, "no steps").with_hint(format!("{DOCS} describes the step types")));
         }
         // Which actors are connected at each point, and where each went offline (for messages).
-        let mut online: BTreeSet<&str> =
-            actors.iter().filter(|a| a.connect_at_start).map(|a| a.name.as_str()).collect();
-        let mut offline_since: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut online: BTreeSet<String> =
+            actors.iter().filter(|a| a.connect_at_start).map(|a| a.name.clone()).collect();
+        let mut offline_since: BTreeMap<String, u64> = BTreeMap::new();
         let mut steps = Vec::new();
         for s in &raw.value {
             let line = s.referenced.line();
@@ -403,22 +394,20 @@ impl Checker<'_> {
                 }
                 RawStep::Connect(c) => {
                     let actor = self.check_actor_ref(&c.actor, actors)?;
-                    if online.contains(actor.as_str()) {
+                    if online.contains(&actor) {
                         return Err(self
                             .err(c.actor.referenced, format!("{actor} is already connected at this step"))
                             .with_hint("disconnect it first, or give it `connect_at_start: false`"));
                     }
-                    let name = actors.iter().find(|a| a.name == actor).map(|a| a.name.as_str()).unwrap_or_default();
-                    online.insert(name);
+                    online.insert(actor.clone());
                     scope.insert(&actor, NameKind::Actor { connected: true });
                     Action::Connect { actor }
                 }
                 RawStep::Disconnect(d) => {
                     let actor = self.check_actor_ref(&d.actor, actors)?;
                     self.check_online(&d.actor, &online, &offline_since)?;
-                    let name = actors.iter().find(|a| a.name == actor).map(|a| a.name.as_str()).unwrap_or_default();
-                    online.remove(name);
-                    offline_since.insert(name, line);
+                    online.remove(&actor);
+                    offline_since.insert(actor.clone(), line);
                     Action::Disconnect { actor }
                 }
             };
@@ -440,15 +429,17 @@ impl Checker<'_> {
     fn check_online(
         &self,
         name: &Spanned<String>,
-        online: &BTreeSet<&str>,
-        offline_since: &BTreeMap<&str, u64>,
+        online: &BTreeSet<String>,
+        offline_since: &BTreeMap<String, u64>,
     ) -> Result<(), ConfigError> {
         if online.contains(name.value.as_str()) {
             return Ok(());
         }
         let hint = match offline_since.get(name.value.as_str()) {
             Some(line) => format!("it was disconnected at line {line}; add a `connect` step before this one"),
-            None => format!("it has `connect_at_start: false`; add `- connect: {{actor: {}}}` before this step", name.value),
+            None => {
+                format!("it has `connect_at_start: false`; add `- connect: {{actor: {}}}` before this step", name.value)
+            }
         };
         Err(self.err(name.referenced, format!("{} is not connected at this step", name.value)).with_hint(hint))
     }
@@ -463,9 +454,8 @@ impl Checker<'_> {
                 XmlError::Restricted { what, .. } => format!("the XML uses {what}, which RFC 6120 §11.1 forbids"),
                 other => format!("the XML does not parse: {other}"),
             };
-            self.err_in(xml.referenced, &xml.value, offset, what).with_hint(
-                "write one element; quote attribute values; escape & and < in text as &amp; and &lt;",
-            )
+            self.err_in(xml.referenced, &xml.value, offset, what)
+                .with_hint("write one element; quote attribute values; escape & and < in text as &amp; and &lt;")
         })?;
         Ok((template, element))
     }
@@ -479,7 +469,12 @@ impl Checker<'_> {
                     Some(_) => {
                         let offset = xml.value.find(&format!("{{={name}}}")).unwrap_or(0);
                         return Err(self
-                            .err_in(xml.referenced, &xml.value, offset, format!("capture name '{name}' is already used"))
+                            .err_in(
+                                xml.referenced,
+                                &xml.value,
+                                offset,
+                                format!("capture name '{name}' is already used"),
+                            )
                             .with_hint("roles, accounts, actors and captures share one namespace; pick another name"));
                     }
                 },
@@ -487,7 +482,12 @@ impl Checker<'_> {
                     if scope.get(&name) != Some(NameKind::Capture) {
                         let offset = xml.value.find(&format!("{{{name}}}")).unwrap_or(0);
                         return Err(self
-                            .err_in(xml.referenced, &xml.value, offset, format!("{{{name}}} refers to no earlier capture"))
+                            .err_in(
+                                xml.referenced,
+                                &xml.value,
+                                offset,
+                                format!("{{{name}}} refers to no earlier capture"),
+                            )
                             .with_hint(format!(
                                 "capture a value first with {{={name}}} in an earlier pattern; {{*}} accepts any value"
                             )));
@@ -602,7 +602,7 @@ steps:
         assert_eq!(s.roles, ["A", "B"]);
         let accounts: Vec<(&str, &str)> = s.accounts.iter().map(|a| (a.name.as_str(), a.role.as_str())).collect();
         assert_eq!(accounts, [("alice", "A"), ("bob", "B"), ("carol", "B")]);
-        let sc = &l.script;
+        let sc = &l.scenario.script;
         assert_eq!(sc.catalog.as_deref(), Some("D01"));
         let names: Vec<&str> = sc.actors.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(names, ["alice1", "bob1", "bob2", "carol1"]);
@@ -611,7 +611,10 @@ steps:
         let alice1 = sc.actor("alice1").unwrap();
         assert!(alice1.roster && alice1.connect_at_start);
         assert_eq!(alice1.presence.as_ref().unwrap().source(), "<presence/>");
-        assert_eq!(sc.actor("bob1").unwrap().presence.as_ref().unwrap().source(), "<presence><priority>5</priority></presence>");
+        assert_eq!(
+            sc.actor("bob1").unwrap().presence.as_ref().unwrap().source(),
+            "<presence><priority>5</priority></presence>"
+        );
 
         let lines: Vec<usize> = sc.steps.iter().map(|s| s.line).collect();
         assert_eq!(lines, [14, 18, 23, 24, 25, 26]);
@@ -627,7 +630,7 @@ steps:
         assert_eq!(e.spec.as_ref().unwrap().quote, None);
         assert_eq!(
             sc.steps[0].description(),
-            "alice1 sends <message id='m1' to='${bob.bare}' type='chat'>"
+            "alice1 sends <message id='m1' to='${bob.bare}' type='chat'><body>hi ü 🎸</body></message>"
         );
         assert_eq!(sc.steps[1].description().split(" within ").nth(1), Some("20s"));
     }
@@ -702,7 +705,10 @@ steps:
         let e = error_with("  - connect: {actor: bob2}\n", "  - send: {as: alice1, xml: '<m x=\"${bob2.full}\"/>'}\n");
         assert!(e.message.contains("used before actor bob2 has connected"), "{e}");
 
-        let e = error_with("  - disconnect: {actor: bob2}\n", "  - disconnect: {actor: bob2}\n  - send: {as: bob2, xml: <a/>}\n");
+        let e = error_with(
+            "  - disconnect: {actor: bob2}\n",
+            "  - disconnect: {actor: bob2}\n  - send: {as: bob2, xml: <a/>}\n",
+        );
         assert_eq!(at(&e), (27, 16));
         assert!(e.hint.unwrap().contains("disconnected at line 26"));
 
@@ -788,7 +794,7 @@ steps:
             assert!(ids.contains(&id), "{id} missing from {ids:?}");
         }
         for l in &loaded {
-            for step in &l.script.steps {
+            for step in &l.scenario.script.steps {
                 if let Action::Expect(e) = &step.action {
                     assert!(e.spec.is_some(), "{}:{} has no ref", l.scenario.file.display(), step.line);
                 }

@@ -23,7 +23,10 @@ pub use load::{load_file, load_paths, parse_stanza};
 /// For tests: returns the script beside the scenario.
 #[cfg(test)]
 pub(crate) fn parse_str(path: &std::path::Path, text: &str) -> Result<(Scenario, Script), ConfigError> {
-    load::parse(path, text).map(|l| (l.scenario, l.script))
+    load::parse(path, text).map(|l| {
+        let script = l.scenario.script.clone();
+        (l.scenario, script)
+    })
 }
 
 /// A loaded, validated scenario.
@@ -37,6 +40,8 @@ pub struct Scenario {
     pub roles: Vec<String>,
     /// Accounts to provision fresh for every case.
     pub accounts: Vec<AccountDecl>,
+    /// Its actors and steps.
+    pub script: Script,
 }
 
 /// An account the scenario uses: created fresh (unique localpart) before each case.
@@ -46,22 +51,6 @@ pub struct AccountDecl {
     pub name: String,
     /// The role whose server hosts it, e.g. `A`.
     pub role: String,
-}
-
-impl Scenario {
-    /// The scenario's actors and steps, read again from its file.
-    ///
-    /// `Scenario`'s fields are a contract other modules build literally, so the script is not
-    /// (yet) one of them; re-reading costs well under a millisecond. Fails if the file was
-    /// changed into something invalid or another scenario since it was loaded.
-    pub fn script(&self) -> Result<Script, ConfigError> {
-        let loaded = load::load(&self.file)?;
-        if loaded.scenario.id != self.id {
-            return Err(ConfigError::new(&self.file, 0, 0, format!("the file no longer holds scenario {}", self.id))
-                .with_hint("the file changed while plugfest was running; run again"));
-        }
-        Ok(loaded.script)
-    }
 }
 
 /// What a scenario does: its actors and steps.
@@ -144,12 +133,12 @@ impl Step {
         }
     }
 
-    /// One line for reports, e.g. "alice1 sends <message id='m1' to='${bob.bare}' type='chat'>".
+    /// One line for reports, e.g. "alice1 sends <message id='m1' to='${bob.bare}' type='chat'><body>hi</body></message>".
     pub fn description(&self) -> String {
         match &self.action {
-            Action::Send { actor, xml } => format!("{actor} sends {}", first_tag(xml.source())),
+            Action::Send { actor, xml } => format!("{actor} sends {}", one_line(xml.source())),
             Action::Expect(e) => {
-                format!("{} receives {} within {}", e.actor, first_tag(e.pattern.source()), fmt_duration(e.within))
+                format!("{} receives {} within {}", e.actor, one_line(e.pattern.source()), fmt_duration(e.within))
             }
             Action::Connect { actor } => format!("{actor} connects"),
             Action::Disconnect { actor } => format!("{actor} disconnects"),
@@ -157,19 +146,14 @@ impl Step {
     }
 }
 
-/// The first tag of some XML text, shortened for one-line descriptions.
-fn first_tag(xml: &str) -> String {
-    let xml = xml.trim();
-    let tag = match xml.find('>') {
-        Some(i) => &xml[..=i],
-        None => xml,
-    };
-    let tag = tag.split_whitespace().collect::<Vec<_>>().join(" ");
-    if tag.chars().count() > 100 {
-        let short: String = tag.chars().take(97).collect();
+/// Some XML text on one line (whitespace runs collapsed), shortened for descriptions.
+fn one_line(xml: &str) -> String {
+    let line = xml.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() > 140 {
+        let short: String = line.chars().take(139).collect();
         format!("{short}…")
     } else {
-        tag
+        line
     }
 }
 

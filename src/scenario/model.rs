@@ -60,7 +60,8 @@ pub enum RawPresence {
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum RawStep {
     Send(RawSend),
-    Expect(RawExpect),
+    // Boxed: an expect is much larger than the other steps.
+    Expect(Box<RawExpect>),
     Connect(RawActorRef),
     Disconnect(RawActorRef),
 }

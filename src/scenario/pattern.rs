@@ -204,12 +204,7 @@ fn check_value(expected: &str, actual: &str, as_jid: bool, captures: &mut Captur
 }
 
 /// Returns the captures and the number of checks the pattern holds (its size).
-fn match_el(
-    p: &Element,
-    e: &Element,
-    captures: &Captures,
-    budget: &mut usize,
-) -> Result<(Captures, usize), Mismatch> {
+fn match_el(p: &Element, e: &Element, captures: &Captures, budget: &mut usize) -> Result<(Captures, usize), Mismatch> {
     if *budget == 0 {
         return Err(Mismatch { score: 0, reason: "the pattern is too ambiguous to check against this stanza".into() });
     }
@@ -465,9 +460,6 @@ mod tests {
 
     #[test]
     fn start_tag_summarises() {
-        assert_eq!(
-            start_tag(&msg()),
-            "<message from='alice@a.lab/r1' to='bob@b.lab' id='m1' type='chat'>"
-        );
+        assert_eq!(start_tag(&msg()), "<message from='alice@a.lab/r1' to='bob@b.lab' id='m1' type='chat'>");
     }
 }

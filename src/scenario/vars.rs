@@ -192,9 +192,9 @@ impl Template {
         while let Some(i) = rest.find('$') {
             literal.push_str(&rest[..i]);
             let after = &rest[i..];
-            if after.starts_with("$${") {
+            if let Some(after_escape) = after.strip_prefix("$${") {
                 literal.push_str("${");
-                rest = &after[3..];
+                rest = after_escape;
                 offset += i + 3;
             } else if let Some(body) = after.strip_prefix("${") {
                 let Some(end) = body.find('}') else {
@@ -295,11 +295,9 @@ impl Bindings {
             Var::Domain { role } => {
                 self.roles.get(role).cloned().ok_or_else(|| format!("no server is assigned to role {role}"))
             }
-            Var::Account { name, part } => self
-                .accounts
-                .get(name)
-                .map(|j| part.of(j))
-                .ok_or_else(|| format!("account {name} was not provisioned")),
+            Var::Account { name, part } => {
+                self.accounts.get(name).map(|j| part.of(j)).ok_or_else(|| format!("account {name} was not provisioned"))
+            }
             Var::Actor { name, part } => {
                 self.actors.get(name).map(|j| part.of(j)).ok_or_else(|| format!("actor {name} has not connected yet"))
             }

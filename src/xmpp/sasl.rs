@@ -90,9 +90,11 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    /// Whether a -PLUS mechanism can bind with `tls-exporter` here.
+    /// Whether a -PLUS mechanism can bind with `tls-exporter` here: only when the server lists
+    /// `tls-exporter` (XEP-0440). Offering -PLUS says nothing about the type: ejabberd 23.01 offers
+    /// SCRAM-SHA-1-PLUS over TLS 1.3 and answers `p=tls-exporter` with "Invalid channel binding".
     pub fn can_bind(&self) -> bool {
-        self.exporter && self.server_cb_types.as_ref().is_none_or(|types| types.iter().any(|t| t == CB_TLS_EXPORTER))
+        self.exporter && self.server_cb_types.as_ref().is_some_and(|types| types.iter().any(|t| t == CB_TLS_EXPORTER))
     }
 }
 
@@ -493,10 +495,13 @@ mod tests {
     #[test]
     fn mechanism_preference() {
         let all = names(&["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS"]);
-        let tls13 = Capabilities { tls: true, exporter: true, server_cb_types: None };
-        let tls12 = Capabilities { tls: true, exporter: false, server_cb_types: None };
+        let exporter_listed = Some(names(&["tls-exporter"]));
+        let tls13 = Capabilities { tls: true, exporter: true, server_cb_types: exporter_listed.clone() };
+        let tls12 = Capabilities { tls: true, exporter: false, server_cb_types: exporter_listed };
         let clear = Capabilities::default();
         assert_eq!(choose_mechanism(&all, &tls13), Some(Mechanism::ScramSha256Plus));
+        let unlisted = Capabilities { server_cb_types: None, ..tls13.clone() };
+        assert_eq!(choose_mechanism(&all, &unlisted), Some(Mechanism::ScramSha256), "-PLUS only with XEP-0440");
         assert_eq!(choose_mechanism(&all, &tls12), Some(Mechanism::ScramSha256));
         assert_eq!(
             choose_mechanism(&names(&["SCRAM-SHA-1-PLUS", "SCRAM-SHA-1"]), &tls13),

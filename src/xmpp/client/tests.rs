@@ -183,7 +183,8 @@ fn params(addr: SocketAddr, tls: TlsMode) -> ClientParams {
 
 const MECHS: &str = "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism>\
     <mechanism>SCRAM-SHA-1</mechanism><mechanism>SCRAM-SHA-256</mechanism>\
-    <mechanism>SCRAM-SHA-256-PLUS</mechanism></mechanisms>";
+    <mechanism>SCRAM-SHA-256-PLUS</mechanism></mechanisms>\
+    <sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'><channel-binding type='tls-exporter'/></sasl-channel-binding>";
 const STARTTLS: &str = "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>";
 const BIND: &str = "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>\
     <session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>";
@@ -479,4 +480,31 @@ async fn certificate_for_another_name_fails_and_says_what_was_presented() {
     assert!(matches!(err, XmppError::Tls { .. }), "{err}");
     let text = err.to_string();
     assert!(text.contains("other.lab") && text.contains("rcgen self signed cert"), "{text}");
+}
+
+#[tokio::test]
+async fn plus_without_xep0440_falls_back_to_scram_with_n_flag() {
+    let (listener, addr) = listener().await;
+    let server = tokio::spawn(async move {
+        let mut peer = Peer::accept(&listener).await;
+        peer.open(STARTTLS).await;
+        let mut peer = peer.starttls().await;
+        peer.open(
+            "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-1-PLUS</mechanism>\
+             <mechanism>SCRAM-SHA-1</mechanism></mechanisms>",
+        )
+        .await;
+        let mechanism = peer.scram(false).await;
+        peer.open(BIND).await;
+        peer.bind().await;
+        mechanism
+    });
+    let transcript = Transcript::new();
+    let session = Session::connect(&params(addr, TlsMode::Required), transcript.clone()).await.unwrap();
+    assert_eq!(session.mechanism, Mechanism::ScramSha1);
+    assert_eq!(server.await.unwrap(), "SCRAM-SHA-1");
+    // "n": the server offered -PLUS, so claiming "y" (client thinks server cannot bind) would be wrong.
+    let auth = transcript.entries().into_iter().filter_map(|e| e.text).find(|t| t.starts_with("<auth")).unwrap();
+    let data = auth.split('>').nth(1).unwrap().split('<').next().unwrap();
+    assert!(B64.decode(data).unwrap().starts_with(b"n,,"), "{auth}");
 }
