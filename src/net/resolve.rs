@@ -148,7 +148,8 @@ pub fn order_srv(mut records: Vec<SrvRecord>, rng: &mut impl Rng) -> Vec<SrvReco
 
 /// The domain as DNS wants it: A-labels, no trailing dot.
 pub fn ascii_domain(domain: &str) -> anyhow::Result<String> {
-    // TODO(jid helper): use crate::jid::Jid::domain_ascii once it exists, so IDNA lives in one place.
+    // Targets come from the servers file as plain strings, so the conversion happens here;
+    // `Jid::domain_ascii` does the same for prepared JIDs.
     let trimmed = domain.trim_end_matches('.');
     idna::domain_to_ascii(trimmed).map_err(|e| anyhow!("{domain:?} is not a valid domain name for DNS: {e}"))
 }

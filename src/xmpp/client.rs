@@ -312,105 +312,125 @@ pub async fn authenticate(
     features: &Element,
     params: &ClientParams,
 ) -> Result<Mechanism, XmppError> {
-    let jid = params.jid.bare().to_string();
-    let auth_error = |condition: String| XmppError::Auth { jid: jid.clone(), condition };
+    let auth_error = |condition: String| XmppError::Auth { jid: params.jid.bare().to_string(), condition };
     let offered = offered_mechanisms(features);
     if offered.is_empty() {
         return Err(auth_error(format!("the server offers no SASL mechanisms (its features: {})", show(features))));
     }
-    let caps = capabilities(stream, features);
-    let Some(mechanism) = sasl::choose_mechanism(&offered, &caps) else {
+    let Some(mechanism) = sasl::choose_mechanism(&offered, &capabilities(stream, features)) else {
         return Err(auth_error(format!(
             "no usable mechanism: the server offers {offered:?}; plugfest speaks SCRAM-SHA-256(-PLUS), \
              SCRAM-SHA-1(-PLUS) and PLAIN (PLAIN only over TLS)"
         )));
     };
-    let Some(username) = params.jid.local() else {
-        return Err(auth_error("the JID has no localpart to authenticate with".into()));
-    };
-    let step = format!("SASL {}", mechanism.name());
-    let deadline = Instant::now() + params.step_timeout;
-    let after = params.step_timeout;
-
-    let Some(hash) = mechanism.scram_hash() else {
-        let message = sasl::plain_message(None, username, &params.password);
-        let auth = sasl_element("auth", &message).with_attr("mechanism", mechanism.name());
-        stream.send(&auth).await.map_err(|e| write_failed(e, &step))?;
-        let el = sasl_answer(stream, &step, deadline, after, mechanism, &jid).await?;
-        if el.name != "success" {
-            return Err(XmppError::Protocol(format!("{step}: expected <success/>, got {}", show(&el))));
-        }
-        return Ok(mechanism);
-    };
-
-    let exporter = stream.tls_connection().and_then(tls::tls_exporter);
-    let binding = ChannelBinding::for_mechanism(mechanism, &caps, &offered, exporter.as_deref());
-    let scram = Scram::new(hash, username, &params.password, binding);
-    let auth = sasl_element("auth", scram.client_first().as_bytes()).with_attr("mechanism", mechanism.name());
-    stream.send(&auth).await.map_err(|e| write_failed(e, &step))?;
-
-    let el = sasl_answer(stream, &step, deadline, after, mechanism, &jid).await?;
-    if el.name != "challenge" {
-        return Err(XmppError::Protocol(format!(
-            "{step}: expected a <challenge/> (server-first-message), got {}",
-            show(&el)
-        )));
-    }
-    let server_first = String::from_utf8(sasl_data(&el, &step)?)
-        .map_err(|_| XmppError::Protocol(format!("{step}: server-first-message is not UTF-8")))?;
-    let client_final = ServerFirst::parse(&server_first)
-        .and_then(|sf| scram.client_final(&sf))
-        .map_err(|e| auth_error(format!("{e} (mechanism {})", mechanism.name())))?;
-    stream
-        .send(&sasl_element("response", client_final.message().as_bytes()))
-        .await
-        .map_err(|e| write_failed(e, &step))?;
-
-    let mut el = sasl_answer(stream, &step, deadline, after, mechanism, &jid).await?;
-    let mut verified = false;
-    if el.name == "challenge" {
-        // Some servers send server-final in a challenge and expect an empty response.
-        let data = String::from_utf8_lossy(&sasl_data(&el, &step)?).into_owned();
-        client_final.verify_server_final(&data).map_err(|e| auth_error(e.0))?;
-        verified = true;
-        stream.send(&sasl_element("response", b"")).await.map_err(|e| write_failed(e, &step))?;
-        el = sasl_answer(stream, &step, deadline, after, mechanism, &jid).await?;
-        if el.name != "success" {
-            return Err(XmppError::Protocol(format!("{step}: expected <success/>, got {}", show(&el))));
-        }
-    }
-    let data = sasl_data(&el, &step)?;
-    if !data.is_empty() {
-        client_final.verify_server_final(&String::from_utf8_lossy(&data)).map_err(|e| auth_error(e.0))?;
-        verified = true;
-    }
-    if !verified {
-        return Err(auth_error(
-            "the server sent <success/> without a server signature (v=): it did not prove it knows the password".into(),
-        ));
-    }
+    authenticate_with(stream, features, params, mechanism).await?;
     Ok(mechanism)
 }
 
-/// The server's next SASL element: `<challenge/>` or `<success/>`; `<failure/>` becomes an
-/// authentication error with its condition.
-async fn sasl_answer(
+/// SASL with a given mechanism (a case may insist on SCRAM-SHA-1, say), whether or not the
+/// server offers it. SCRAM verifies the server's signature (mutual authentication).
+pub async fn authenticate_with(
     stream: &mut XmlStream,
-    step: &str,
+    features: &Element,
+    params: &ClientParams,
+    mechanism: Mechanism,
+) -> Result<(), XmppError> {
+    let exchange = SaslExchange {
+        jid: params.jid.bare().to_string(),
+        step: format!("SASL {}", mechanism.name()),
+        mechanism,
+        deadline: Instant::now() + params.step_timeout,
+        after: params.step_timeout,
+    };
+    let Some(username) = params.jid.local() else {
+        return Err(exchange.failed("the JID has no localpart to authenticate with".into()));
+    };
+    let Some(hash) = mechanism.scram_hash() else {
+        let message = sasl::plain_message(None, username, &params.password);
+        exchange.send(stream, sasl_element("auth", &message).with_attr("mechanism", mechanism.name())).await?;
+        exchange.expect(stream, "success").await?;
+        return Ok(());
+    };
+
+    let offered = offered_mechanisms(features);
+    let exporter = stream.tls_connection().and_then(tls::tls_exporter);
+    let binding =
+        ChannelBinding::for_mechanism(mechanism, &capabilities(stream, features), &offered, exporter.as_deref());
+    let scram = Scram::new(hash, username, &params.password, binding);
+    let auth = sasl_element("auth", scram.client_first().as_bytes()).with_attr("mechanism", mechanism.name());
+    exchange.send(stream, auth).await?;
+
+    let challenge = exchange.expect(stream, "challenge").await?;
+    let server_first = String::from_utf8(sasl_data(&challenge, &exchange.step)?)
+        .map_err(|_| XmppError::Protocol(format!("{}: server-first-message is not UTF-8", exchange.step)))?;
+    let client_final =
+        ServerFirst::parse(&server_first).and_then(|sf| scram.client_final(&sf)).map_err(|e| exchange.failed(e.0))?;
+    exchange.send(stream, sasl_element("response", client_final.message().as_bytes())).await?;
+
+    let mut answer = exchange.next(stream).await?;
+    let mut verified = false;
+    if answer.name == "challenge" {
+        // Some servers send server-final in a challenge and expect an empty response.
+        let data = String::from_utf8_lossy(&sasl_data(&answer, &exchange.step)?).into_owned();
+        client_final.verify_server_final(&data).map_err(|e| exchange.failed(e.0))?;
+        verified = true;
+        exchange.send(stream, sasl_element("response", b"")).await?;
+        answer = exchange.expect(stream, "success").await?;
+    }
+    let data = sasl_data(&answer, &exchange.step)?;
+    if !data.is_empty() {
+        client_final.verify_server_final(&String::from_utf8_lossy(&data)).map_err(|e| exchange.failed(e.0))?;
+        verified = true;
+    }
+    if !verified {
+        return Err(exchange.failed(
+            "the server sent <success/> without a server signature (v=): it did not prove it knows the password".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The context of one SASL exchange, for sending, reading and naming errors.
+struct SaslExchange {
+    jid: String,
+    step: String,
+    mechanism: Mechanism,
     deadline: Instant,
     after: Duration,
-    mechanism: Mechanism,
-    jid: &str,
-) -> Result<Element, XmppError> {
-    let el = read_element(stream, step, deadline, after).await?;
-    if el.is("failure", NS_SASL) {
-        let condition = format!("{} (mechanism {})", describe_error(&el), mechanism.name());
-        return Err(XmppError::Auth { jid: jid.to_string(), condition });
+}
+
+impl SaslExchange {
+    fn failed(&self, condition: String) -> XmppError {
+        XmppError::Auth {
+            jid: self.jid.clone(),
+            condition: format!("{condition} (mechanism {})", self.mechanism.name()),
+        }
     }
-    if el.ns != NS_SASL || !["challenge", "success"].contains(&el.name.as_str()) {
-        return Err(XmppError::Protocol(format!("{step}: unexpected {}", show(&el))));
+
+    async fn send(&self, stream: &mut XmlStream, el: Element) -> Result<(), XmppError> {
+        stream.send(&el).await.map_err(|e| write_failed(e, &self.step))
     }
-    Ok(el)
+
+    /// The server's next SASL element: `<challenge/>` or `<success/>`; `<failure/>` becomes an
+    /// authentication error with its condition.
+    async fn next(&self, stream: &mut XmlStream) -> Result<Element, XmppError> {
+        let el = read_element(stream, &self.step, self.deadline, self.after).await?;
+        if el.is("failure", NS_SASL) {
+            return Err(self.failed(describe_error(&el)));
+        }
+        if el.ns != NS_SASL || !["challenge", "success"].contains(&el.name.as_str()) {
+            return Err(XmppError::Protocol(format!("{}: unexpected {}", self.step, show(&el))));
+        }
+        Ok(el)
+    }
+
+    async fn expect(&self, stream: &mut XmlStream, name: &str) -> Result<Element, XmppError> {
+        let el = self.next(stream).await?;
+        if el.name != name {
+            return Err(XmppError::Protocol(format!("{}: expected <{name}/>, got {}", self.step, show(&el))));
+        }
+        Ok(el)
+    }
 }
 
 fn random_id(prefix: &str) -> String {
@@ -714,43 +734,59 @@ impl Drop for Session {
 
 /// Create the account `params.jid` with `params.password` by XEP-0077 in-band registration.
 pub async fn register(params: &ClientParams, transcript: Transcript) -> Result<(), XmppError> {
-    let jid = params.jid.bare().to_string();
-    let reg_error = |condition: String| XmppError::Register { jid: jid.clone(), condition };
+    let (mut stream, _features, _tls) = connect_until_auth(params, &transcript).await?;
+    let result = register_on(&mut stream, params).await;
+    close_stream(&mut stream).await;
+    result
+}
+
+/// XEP-0077 on a stream that is ready for it (after STARTTLS, before SASL): ask for the form,
+/// then submit username and password.
+pub async fn register_on(stream: &mut XmlStream, params: &ClientParams) -> Result<(), XmppError> {
+    let reg_error = |condition: String| XmppError::Register { jid: params.jid.bare().to_string(), condition };
     let Some(username) = params.jid.local() else {
         return Err(reg_error("the JID has no localpart to register".into()));
     };
-    let (mut stream, _features, _tls) = connect_until_auth(params, &transcript).await?;
     let step = "in-band registration";
     let mut early = Vec::new();
-
     let get = Element::new("iq", NS_CLIENT)
         .with_attr("type", "get")
         .with_attr("id", random_id("reg"))
         .with_child(Element::new("query", NS_REGISTER));
-    let form = iq_roundtrip(&mut stream, get, step, params.step_timeout, &mut early).await?;
+    let form = iq_roundtrip(stream, get, step, params.step_timeout, &mut early).await?;
     if form.attr("type") != Some("result") {
         return Err(reg_error(format!("asking for the registration form: {}", iq_error(&form))));
     }
-
     let set = Element::new("iq", NS_CLIENT).with_attr("type", "set").with_attr("id", random_id("reg")).with_child(
         Element::new("query", NS_REGISTER)
             .with_child(Element::new("username", NS_REGISTER).with_text(username))
             .with_child(Element::new("password", NS_REGISTER).with_text(params.password.clone())),
     );
-    let answer = iq_roundtrip(&mut stream, set, step, params.step_timeout, &mut early).await?;
-    let result = if answer.attr("type") == Some("result") { Ok(()) } else { Err(reg_error(iq_error(&answer))) };
+    let answer = iq_roundtrip(stream, set, step, params.step_timeout, &mut early).await?;
+    if answer.attr("type") != Some("result") {
+        return Err(reg_error(iq_error(&answer)));
+    }
+    Ok(())
+}
 
-    // Close politely; the outcome is already known, so a slow close is only noted.
-    if stream.send_close().await.is_ok() {
-        let deadline = Instant::now() + CLOSE_WAIT;
-        loop {
-            match stream.next_event(deadline).await {
-                Ok(StreamEvent::Close) | Err(_) => break,
-                Ok(_) => continue,
+/// Send `</stream:stream>` and wait up to [`CLOSE_WAIT`] for the server's close (or the end of
+/// the connection); a slow close is only noted, since the caller's outcome is already known.
+pub async fn close_stream(stream: &mut XmlStream) {
+    if stream.send_close().await.is_err() {
+        return;
+    }
+    let deadline = Instant::now() + CLOSE_WAIT;
+    loop {
+        match stream.next_event(deadline).await {
+            Ok(StreamEvent::Close) => return,
+            Ok(_) => continue,
+            Err(ReadError::Timeout) => {
+                stream.transcript().note(format!("the server did not close its stream within {CLOSE_WAIT:?}"));
+                return;
             }
+            Err(_) => return,
         }
     }
-    result
 }
 
 #[cfg(test)]

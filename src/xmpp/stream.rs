@@ -37,7 +37,7 @@ pub enum ReadError {
 }
 
 /// The transport under the XML: plain TCP, or TLS over it after STARTTLS.
-pub enum Conn {
+enum Conn {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
     /// Only while the TLS handshake owns the socket; after a failed handshake the stream is dead.
