@@ -86,3 +86,113 @@ fn seed_scenarios_pass_on_every_pair() {
     assert!(conn["tls"]["version"].as_str().unwrap().starts_with("TLS"));
     assert!(!conn["transcript"].as_array().unwrap().is_empty());
 }
+
+/// A scenario whose expectation can never hold turns exactly its cells red, with a message that
+/// says what was expected, that nothing matching arrived, and where the step is.
+#[test]
+fn a_wrong_expectation_fails_exactly_its_cells_with_a_clear_message() {
+    let _lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wrong-body.yaml");
+    std::fs::write(
+        &file,
+        "id: wrong-body\n\
+         title: expects a body that is never sent\n\
+         roles: [A, B]\n\
+         accounts:\n  alice: {server: A}\n  bob: {server: B}\n\
+         actors:\n  alice1: {account: alice, resource: r1}\n  bob1: {account: bob, resource: r1}\n\
+         steps:\n\
+         \x20 - send: {as: alice1, xml: \"<message to='${bob.bare}' type='chat'><body>sent</body></message>\"}\n\
+         \x20 - expect:\n\
+         \x20     to: bob1\n\
+         \x20     within: 3s\n\
+         \x20     xml: \"<message type='chat'><body>never sent</body></message>\"\n\
+         \x20     ref: {spec: RFC6120, section: '8.4', level: MUST}\n",
+    )
+    .unwrap();
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/messaging/msg-chat-remote-bare.yaml");
+    let (out, json, _) = run(&[file.to_str().unwrap(), seed.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let v = verdicts(&json);
+    let wrong: Vec<_> = v.iter().filter(|(s, _, _)| s == "wrong-body").collect();
+    assert_eq!(wrong.len(), 4);
+    assert!(wrong.iter().all(|(_, _, verdict)| verdict == "fail"), "{wrong:?}");
+    let seed_cases: Vec<_> = v.iter().filter(|(s, _, _)| s == "msg-chat-remote-bare").collect();
+    assert!(seed_cases.iter().all(|(_, _, verdict)| verdict == "pass"), "{seed_cases:?}");
+
+    let case = json["cases"].as_array().unwrap().iter().find(|c| c["scenario"] == "wrong-body").unwrap();
+    let step = case["steps"].as_array().unwrap().iter().find(|s| s["outcome"] == "fail").unwrap();
+    assert_eq!(step["line"], 12);
+    assert!(step["expected"].as_str().unwrap().contains("never sent"));
+    assert!(step["received"].as_array().unwrap().iter().any(|r| r.as_str().unwrap().contains("<body>sent</body>")));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("wrong-body.yaml:12"), "{stdout}");
+    assert!(stdout.contains("4 passed, 4 failed, 0 skipped"), "{stdout}");
+}
+
+/// PID of a running lab component, from `plugfest lab status`.
+fn lab_pid(component: &str) -> u32 {
+    let out = plugfest().args(["lab", "status"]).output().unwrap();
+    let status = String::from_utf8_lossy(&out.stdout).to_string();
+    status
+        .lines()
+        .find(|l| l.trim_start().starts_with(component))
+        .and_then(|l| l.split_whitespace().skip_while(|w| *w != "pid").nth(1))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid for {component} in:\n{status}"))
+}
+
+/// A server dying in the middle of a run: its cells end with a clear error within their
+/// deadlines, the other server's own cells still pass, results.json is written, and
+/// `lab up` brings the lab back.
+#[test]
+fn a_server_killed_during_a_run_fails_only_its_cells() {
+    use std::io::{BufRead, BufReader};
+    let _lab = lab();
+    let reports = tempfile::tempdir().unwrap();
+    let mut child = plugfest()
+        .args(["run", "--reports"])
+        .arg(reports.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill ejabberd (the Erlang VM, SIGKILL: no goodbye) as soon as the first case finished.
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut lines = stderr.lines();
+    for line in lines.by_ref() {
+        if line.unwrap().starts_with("[1/") {
+            break;
+        }
+    }
+    let pid = lab_pid("ejabberd");
+    let killed = Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+    assert!(killed.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", String::from_utf8_lossy(&out.stdout), rest.join("\n"));
+
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(find_results(reports.path()).unwrap()).unwrap()).unwrap();
+    let v = verdicts(&json);
+    assert_eq!(v.len(), 12);
+    for (scenario, pair, verdict) in &v {
+        if pair == "prosody→prosody" {
+            assert_eq!(verdict, "pass", "{scenario}[{pair}]");
+        }
+    }
+    let broken: Vec<_> = json["cases"].as_array().unwrap().iter().filter(|c| c["verdict"] != "pass").collect();
+    assert!(!broken.is_empty(), "killing ejabberd changed nothing: {v:?}");
+    for c in &broken {
+        assert!(c["roles"].as_object().unwrap().values().any(|s| s == "ejabberd"), "{c}");
+        let said = format!("{} {}", c["message"], c["steps"]);
+        assert!(said.contains("ejabberd") || said.contains("remote-server"), "unclear failure: {said}");
+    }
+
+    // The lab notices and recovers.
+    let status = plugfest().args(["lab", "status"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&status.stdout).contains("partly up"));
+    let up = plugfest().args(["lab", "up"]).output().unwrap();
+    assert!(up.status.success(), "{}", text(&up));
+    assert!(String::from_utf8_lossy(&plugfest().args(["lab", "status"]).output().unwrap().stdout).contains(": up"));
+}

@@ -95,10 +95,13 @@ pub fn describe(c: &CaseResult) -> String {
     let mut out = String::new();
     let head = format!("{} {}[{}]", cell(c.verdict), c.scenario, pair(c));
     let _ = writeln!(out, "\n{}", style(c.verdict).apply_to(head));
-    if let Some(m) = &c.message {
+    let bad_steps: Vec<_> =
+        c.steps.iter().filter(|s| !matches!(s.outcome, StepOutcome::Pass | StepOutcome::NotRun)).collect();
+    // The case message repeats the failing step's; print it only when no step says more.
+    if let (Some(m), true) = (&c.message, bad_steps.iter().all(|s| s.message.is_none())) {
         let _ = writeln!(out, "  {m}");
     }
-    for s in c.steps.iter().filter(|s| !matches!(s.outcome, StepOutcome::Pass | StepOutcome::NotRun)) {
+    for s in bad_steps {
         let _ = writeln!(out, "  at {}:{} step {} ({}): {}", c.file, s.line, s.index + 1, s.kind, s.description);
         if let Some(m) = &s.message {
             let _ = writeln!(out, "    {m}");
@@ -148,8 +151,9 @@ pub fn summary(run: &Run) -> String {
     let breakdown: Vec<String> =
         t.counts.iter().filter(|(_, n)| **n > 0).map(|(v, n)| format!("{n} {}", v.as_str())).collect();
     format!(
-        "{} cases in {:.1}s ({})\n{passed} passed, {failed} failed, {skipped} skipped\n",
+        "{} case{} in {:.1}s ({})\n{passed} passed, {failed} failed, {skipped} skipped\n",
         run.cases.len(),
+        if run.cases.len() == 1 { "" } else { "s" },
         run.duration_ms as f64 / 1000.0,
         if breakdown.is_empty() { "none".to_string() } else { breakdown.join(", ") },
     )
