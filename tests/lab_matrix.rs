@@ -62,10 +62,17 @@ fn verdicts(json: &Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// The three scenarios of the first slice: messaging, roster and presence across domains.
+const SEEDS: [&str; 3] = [
+    "scenarios/messaging/msg-chat-remote-bare.yaml",
+    "scenarios/roster/roster-remote-add.yaml",
+    "scenarios/presence/presence-show-status-priority.yaml",
+];
+
 #[test]
 fn seed_scenarios_pass_on_every_pair() {
     let _lab = lab();
-    let (out, json, _) = run(&[]);
+    let (out, json, _) = run(&SEEDS);
     let v = verdicts(&json);
     let bad: Vec<_> = v.iter().filter(|(_, _, verdict)| verdict != "pass").collect();
     assert!(bad.is_empty(), "not all cases passed: {bad:?}\n{}", text(&out));
@@ -153,6 +160,7 @@ fn a_server_killed_during_a_run_fails_only_its_cells() {
     let mut child = plugfest()
         .args(["run", "--reports"])
         .arg(reports.path())
+        .args(SEEDS)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
