@@ -49,8 +49,9 @@ fn run(jobs: Option<usize>, extra: &[String]) -> Sample {
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is taken from the command line.
-    let extra: Vec<String> =
-        std::env::var("PLUGFEST_BENCH_ARGS").map(|s| s.split_whitespace().map(String::from).collect()).unwrap_or_default();
+    let extra: Vec<String> = std::env::var("PLUGFEST_BENCH_ARGS")
+        .map(|s| s.split_whitespace().map(String::from).collect())
+        .unwrap_or_default();
     let up = plugfest().args(["lab", "up"]).output().expect("plugfest lab up");
     if !up.status.success() {
         eprintln!("plugfest lab up failed:\n{}", String::from_utf8_lossy(&up.stderr));

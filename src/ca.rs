@@ -3,15 +3,29 @@
 //! Layout of a CA folder (docs/lab-ca.md):
 //! ```text
 //! root.pem root.key intermediate.pem intermediate.key
+//! rogue/root.pem rogue/root.key                       a CA nobody trusts (the `unknownca` fixture)
 //! <a-label domain>/cert.pem chain.pem key.pem fullchain-key.pem
+//! fixtures/<a-label domain>/<fixture>/…               the same four files per test certificate
 //! ```
 //! Leaves carry `DNS:d` and `DNS:*.d` only. No id-on-xmppAddr: ejabberd 23.01 crashes on it during s2s
-//! certificate checks (LAB.md); such variants belong to the bad/odd-certificate fixtures, built elsewhere.
+//! certificate checks (LAB.md); such variants are fixtures ([`Fixture`]).
+
+pub mod export;
+pub mod fixtures;
+pub mod identity;
+pub mod inspect;
+
+mod der;
+#[cfg(test)]
+mod fixture_tests;
+
+pub use fixtures::{Fixture, DEFAULT_FIXTURE_DOMAIN};
 
 use anyhow::{bail, Context, Result};
+use der::SanName;
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    SanType, SerialNumber,
+    BasicConstraints, CertificateParams, CustomExtension, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SerialNumber,
 };
 use std::fs;
 use std::io::Write;
@@ -21,6 +35,8 @@ use time::{Duration, OffsetDateTime};
 
 pub const ROOT_NAME: &str = "plugfest Lab Root CA";
 pub const INTERMEDIATE_NAME: &str = "plugfest Lab Intermediate CA";
+/// A CA that no trust store holds: it signs the `unknownca` fixture.
+pub const ROGUE_NAME: &str = "plugfest Rogue CA";
 const ORGANIZATION: &str = "plugfest";
 const CA_VALIDITY_DAYS: i64 = 3650;
 /// The CA/Browser Forum's old ceiling; long enough that a lab never sees its leaves expire.
@@ -58,6 +74,19 @@ pub struct LeafFiles {
     pub fullchain_key: PathBuf,
 }
 
+impl LeafFiles {
+    /// The four files of a leaf in `dir` (they may not exist yet).
+    fn in_dir(domain: &str, dir: &Path) -> LeafFiles {
+        LeafFiles {
+            domain: domain.to_string(),
+            cert: dir.join("cert.pem"),
+            chain: dir.join("chain.pem"),
+            key: dir.join("key.pem"),
+            fullchain_key: dir.join("fullchain-key.pem"),
+        }
+    }
+}
+
 impl CaFiles {
     fn in_dir(dir: &Path) -> CaFiles {
         CaFiles {
@@ -73,12 +102,49 @@ impl CaFiles {
     }
 }
 
-/// What goes into a leaf. Today only good leaves; the fixtures (expired, wrong name, …) will add fields here.
+/// What goes into a leaf: the good one and every fixture.
 struct LeafSpec {
-    /// A-label domain.
+    /// The domain the leaf is presented for (A-label form), recorded in [`LeafFiles::domain`].
     domain: String,
+    /// The subject CN.
+    common_name: String,
+    /// The subjectAltName entries; empty means no subjectAltName extension at all.
+    names: Vec<SanName>,
+    extended_key_usages: Vec<ExtendedKeyUsagePurpose>,
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
+    signer: Signer,
+    /// Where the four leaf files go.
+    out_dir: PathBuf,
+}
+
+/// Who signs a leaf, and so which certificates travel with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Signer {
+    /// The lab intermediate; `send_intermediate: false` leaves it out of chain.pem (the `nointermediate` fixture).
+    Lab { send_intermediate: bool },
+    /// The rogue CA: chain.pem = leaf + rogue root, a complete chain to an anchor nobody trusts.
+    Rogue,
+    /// The leaf signs itself.
+    SelfSigned,
+}
+
+impl LeafSpec {
+    /// The good leaf: `DNS:d` and `DNS:*.d`, serverAuth + clientAuth, valid now − 1 day … + 825 days.
+    fn good(domain: &str, out_dir: PathBuf) -> LeafSpec {
+        let now = OffsetDateTime::now_utc();
+        LeafSpec {
+            domain: domain.to_string(),
+            common_name: domain.to_string(),
+            names: vec![SanName::Dns(domain.to_string()), SanName::Dns(format!("*.{domain}"))],
+            // clientAuth too: the initiating server presents this certificate as a TLS client on s2s.
+            extended_key_usages: vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth],
+            not_before: now - Duration::days(BACKDATE_DAYS),
+            not_after: now + Duration::days(LEAF_VALIDITY_DAYS),
+            signer: Signer::Lab { send_intermediate: true },
+            out_dir,
+        }
+    }
 }
 
 impl CaDir {
@@ -94,6 +160,12 @@ impl CaDir {
     /// The trust anchor clients should use.
     pub fn root_cert(&self) -> PathBuf {
         self.files().root_cert
+    }
+
+    /// The rogue CA's certificate and key (created by [`CaDir::init`], or on demand by the `unknownca` fixture).
+    pub fn rogue_files(&self) -> (PathBuf, PathBuf) {
+        let rogue = self.dir.join("rogue");
+        (rogue.join("root.pem"), rogue.join("root.key"))
     }
 
     /// True when all four CA files are present.
@@ -135,20 +207,41 @@ impl CaDir {
         write_file(&files.intermediate_key, inter_key.serialize_pem().as_bytes(), 0o600)?;
         write_file(&files.root_cert, root_cert.pem().as_bytes(), 0o644)?;
         write_file(&files.intermediate_cert, inter_cert.pem().as_bytes(), 0o644)?;
+        CaDir::new(dir).create_rogue_ca()?;
         Ok(files)
+    }
+
+    /// A self-signed CA that is in no trust store, under `rogue/`; replaces an existing one.
+    fn create_rogue_ca(&self) -> Result<()> {
+        let (cert_path, key_path) = self.rogue_files();
+        if let Some(parent) = cert_path.parent() {
+            fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let now = OffsetDateTime::now_utc();
+        let params = ca_params(
+            ROGUE_NAME,
+            BasicConstraints::Constrained(0),
+            now - Duration::days(BACKDATE_DAYS),
+            now + Duration::days(CA_VALIDITY_DAYS),
+        );
+        let key = KeyPair::generate().context("cannot generate the rogue CA key")?;
+        let cert = params.self_signed(&key).context("cannot sign the rogue CA certificate")?;
+        write_file(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
+        write_file(&cert_path, cert.pem().as_bytes(), 0o644)
     }
 
     /// Issue a leaf for `domain` (Unicode or A-label), signed by the intermediate, into `<dir>/<a-label>/`.
     /// An existing leaf for the domain is replaced.
     pub fn issue(&self, domain: &str) -> Result<LeafFiles> {
         let domain = dns_name(domain)?;
-        let now = OffsetDateTime::now_utc();
-        let spec = LeafSpec {
-            domain,
-            not_before: now - Duration::days(BACKDATE_DAYS),
-            not_after: now + Duration::days(LEAF_VALIDITY_DAYS),
-        };
-        self.issue_leaf(&spec)
+        let out_dir = self.dir.join(&domain);
+        self.issue_leaf(&LeafSpec::good(&domain, out_dir))
+    }
+
+    /// Where [`CaDir::issue`] puts the leaf for `domain` (the files may not exist yet).
+    pub fn leaf_files(&self, domain: &str) -> Result<LeafFiles> {
+        let domain = dns_name(domain)?;
+        Ok(LeafFiles::in_dir(&domain, &self.dir.join(&domain)))
     }
 
     fn issue_leaf(&self, spec: &LeafSpec) -> Result<LeafFiles> {
@@ -160,47 +253,72 @@ impl CaDir {
                 self.dir.display()
             );
         }
-        let read = |p: &Path| fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()));
-        let root_pem = read(&files.root_cert)?;
-        let inter_pem = read(&files.intermediate_cert)?;
-        let inter_key = KeyPair::from_pem(&read(&files.intermediate_key)?)
-            .with_context(|| format!("{} is not a usable private key", files.intermediate_key.display()))?;
-        let issuer = Issuer::from_ca_cert_pem(&inter_pem, inter_key)
-            .with_context(|| format!("{} is not a usable CA certificate", files.intermediate_cert.display()))?;
-
+        let root_pem = read_text(&files.root_cert)?;
         let mut params = CertificateParams::default();
         params.distinguished_name = rcgen::DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, spec.domain.as_str());
-        params.subject_alt_names = vec![dns_san(&spec.domain)?, dns_san(&format!("*.{}", spec.domain))?];
+        params.distinguished_name.push(DnType::CommonName, spec.common_name.as_str());
+        if !spec.names.is_empty() {
+            // Written by hand: rcgen cannot encode the SRVName otherName (SRV-ID).
+            params.custom_extensions = vec![CustomExtension::from_oid_content(
+                &[2, 5, 29, 17], // subjectAltName
+                der::subject_alt_name(&spec.names),
+            )];
+        }
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-        // clientAuth too: the initiating server presents this certificate as a TLS client on s2s.
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        params.extended_key_usages = spec.extended_key_usages.clone();
         params.not_before = spec.not_before;
         params.not_after = spec.not_after;
         params.serial_number = Some(random_serial());
-        params.use_authority_key_identifier_extension = true;
+        params.use_authority_key_identifier_extension = spec.signer != Signer::SelfSigned;
 
         let key = KeyPair::generate().context("cannot generate a leaf key")?;
-        let cert =
-            params.signed_by(&key, &issuer).with_context(|| format!("cannot sign a leaf for {}", spec.domain))?;
-
-        let out = self.dir.join(&spec.domain);
-        fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-        let leaf = LeafFiles {
-            domain: spec.domain.clone(),
-            cert: out.join("cert.pem"),
-            chain: out.join("chain.pem"),
-            key: out.join("key.pem"),
-            fullchain_key: out.join("fullchain-key.pem"),
+        let what = || format!("cannot sign a leaf for {}", spec.domain);
+        // `sent`: what chain.pem holds after the leaf; `extra`: what fullchain-key.pem adds after that.
+        let (cert, sent, extra) = match spec.signer {
+            Signer::Lab { send_intermediate } => {
+                let inter_pem = read_text(&files.intermediate_cert)?;
+                let cert = params.signed_by(&key, &self.load_issuer(&inter_pem, &files.intermediate_key)?);
+                if send_intermediate {
+                    (cert.with_context(what)?, inter_pem, root_pem)
+                } else {
+                    (cert.with_context(what)?, String::new(), String::new())
+                }
+            }
+            Signer::Rogue => {
+                let (rogue_cert, rogue_key) = self.rogue_files();
+                if !rogue_cert.is_file() || !rogue_key.is_file() {
+                    self.create_rogue_ca()?;
+                }
+                let rogue_pem = read_text(&rogue_cert)?;
+                let cert = params.signed_by(&key, &self.load_issuer(&rogue_pem, &rogue_key)?).with_context(what)?;
+                (cert, rogue_pem, String::new())
+            }
+            Signer::SelfSigned => (params.self_signed(&key).with_context(what)?, String::new(), String::new()),
         };
+
+        let out = &spec.out_dir;
+        fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+        let leaf = LeafFiles::in_dir(&spec.domain, out);
         let (cert_pem, key_pem) = (cert.pem(), key.serialize_pem());
         write_file(&leaf.key, key_pem.as_bytes(), 0o600)?;
         write_file(&leaf.cert, cert_pem.as_bytes(), 0o644)?;
-        write_file(&leaf.chain, format!("{cert_pem}{inter_pem}").as_bytes(), 0o644)?;
-        write_file(&leaf.fullchain_key, format!("{key_pem}{cert_pem}{inter_pem}{root_pem}").as_bytes(), 0o600)?;
+        write_file(&leaf.chain, format!("{cert_pem}{sent}").as_bytes(), 0o644)?;
+        write_file(&leaf.fullchain_key, format!("{key_pem}{cert_pem}{sent}{extra}").as_bytes(), 0o600)?;
         Ok(leaf)
     }
+
+    /// A signing CA from its PEM certificate and key file.
+    fn load_issuer(&self, cert_pem: &str, key_path: &Path) -> Result<Issuer<'static, KeyPair>> {
+        let key = KeyPair::from_pem(&read_text(key_path)?)
+            .with_context(|| format!("{} is not a usable private key", key_path.display()))?;
+        Issuer::from_ca_cert_pem(cert_pem, key)
+            .with_context(|| format!("the certificate for {} is not a usable CA certificate", key_path.display()))
+    }
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// Check a domain and return its A-label form (lower case), e.g. `bücher.lab` → `xn--bcher-kva.lab`.
@@ -219,11 +337,6 @@ pub fn dns_name(domain: &str) -> Result<String> {
         bail!("{domain:?} is not a valid DNS name; {what_to_do}");
     }
     Ok(ascii)
-}
-
-fn dns_san(name: &str) -> Result<SanType> {
-    let ia5 = name.try_into().with_context(|| format!("{name:?} cannot be written as a DNS name"))?;
-    Ok(SanType::DnsName(ia5))
 }
 
 fn ca_params(

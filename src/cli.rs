@@ -22,6 +22,8 @@ Examples:
   plugfest run --filter roster --jobs 4
   plugfest run --list        # show the cases a run would execute
   plugfest ca init && plugfest ca issue example.org
+  plugfest diff reports/OLD/results.json reports/latest/results.json   # regressions between runs
+  plugfest report reports/latest     # re-make index.html, junit.xml, summary.md from results.json
 
 Exit codes: 0 nothing failed, 1 something failed, 2 usage or configuration error.
 Docs: README.md, docs/scenario-format.md, docs/servers-file.md, docs/lab.md, docs/lab-ca.md";
@@ -55,6 +57,35 @@ enum Command {
     /// A private lab CA: a root, an intermediate and server certificates for interop events.
     #[command(subcommand, after_help = "Docs: docs/lab-ca.md")]
     Ca(CaCommand),
+    /// Compare two runs' results.json: regressions, fixes, new and removed cases (exit 1 on regressions).
+    #[command(after_help = "Exit codes: 0 no regressions, 1 regressions, 2 a file cannot be read. Docs: docs/ci.md")]
+    Diff(DiffArgs),
+    /// Re-make a run's reports (index.html, junit.xml, summary.md) from its results.json.
+    #[command(after_help = "Docs: docs/results-schema.md")]
+    Report(ReportArgs),
+}
+
+#[derive(Args, Debug)]
+struct ReportArgs {
+    /// A results.json, or a run's report folder.
+    #[arg(value_name = "RUN")]
+    run: PathBuf,
+    /// Write the reports here instead of next to results.json.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct DiffArgs {
+    /// The earlier run: a results.json, or a run's report folder.
+    #[arg(value_name = "OLD")]
+    old: PathBuf,
+    /// The later run: a results.json, or a run's report folder.
+    #[arg(value_name = "NEW")]
+    new: PathBuf,
+    /// Print markdown (for a CI step summary) instead of text.
+    #[arg(long)]
+    markdown: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -93,12 +124,62 @@ enum CaCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Issue a server certificate for each DOMAIN (DNS names DOMAIN and *.DOMAIN, serverAuth + clientAuth).
+    /// Issue a server certificate for each DOMAIN (DNS names DOMAIN and *.DOMAIN, serverAuth + clientAuth),
+    /// or with --fixture a test certificate into DIR/fixtures/DOMAIN/NAME/.
     Issue {
         #[arg(long, value_name = "DIR", default_value = "ca")]
         dir: PathBuf,
+        /// A test certificate instead of the good leaf: wrongname, expired, srvid-only, … (`ca fixtures --list`).
+        #[arg(long, value_name = "NAME")]
+        fixture: Option<crate::ca::Fixture>,
         #[arg(value_name = "DOMAIN", required = true)]
         domains: Vec<String>,
+    },
+    /// Issue every test certificate (good, expired, wrong name, unknown CA, identity forms, …) for DOMAIN
+    /// into DIR/fixtures/DOMAIN/NAME/.
+    Fixtures {
+        #[arg(long, value_name = "DIR", default_value = "ca")]
+        dir: PathBuf,
+        #[arg(value_name = "DOMAIN", default_value = crate::ca::DEFAULT_FIXTURE_DOMAIN)]
+        domain: String,
+        /// Only list the fixtures and what each one tests.
+        #[arg(long)]
+        list: bool,
+    },
+    /// Explain a certificate file: names, usages, validity, the chain, trust, and whether a server would
+    /// accept it for --domain (RFC 6120 §13.7.2). Exit code 1 when it would be rejected.
+    Inspect {
+        /// PEM (a chain, a bundle with key, `openssl s_client -showcerts` output) or DER.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The XMPP domain the certificate is presented for.
+        #[arg(long, value_name = "DOMAIN")]
+        domain: Option<String>,
+        /// Trust anchors (PEM) [default: DIR/root.pem when it exists].
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
+        /// The lab CA folder, whose root.pem is the default trust anchor.
+        #[arg(long, value_name = "DIR", default_value = "ca")]
+        dir: PathBuf,
+    },
+    /// Write DOMAIN's key and certificates as one PEM bundle (Tigase) or PKCS#12 (Openfire, Java servers).
+    Export {
+        #[arg(long, value_name = "DIR", default_value = "ca")]
+        dir: PathBuf,
+        #[arg(value_name = "DOMAIN")]
+        domain: String,
+        /// pem-bundle or pkcs12.
+        #[arg(long, value_name = "FORMAT")]
+        format: crate::ca::export::ExportFormat,
+        /// Export a test certificate instead of the good leaf.
+        #[arg(long, value_name = "NAME")]
+        fixture: Option<crate::ca::Fixture>,
+        /// PKCS#12 password [default: changeit, Java's default].
+        #[arg(long, value_name = "PASSWORD")]
+        password: Option<String>,
+        /// Output file [default: DOMAIN.pem or DOMAIN.p12 next to the certificate].
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -158,6 +239,8 @@ pub fn main() -> ExitCode {
         Command::Check(args) => cmd_check(args.servers.as_deref(), &args.paths),
         Command::Lab(cmd) => cmd_lab(cmd),
         Command::Ca(cmd) => cmd_ca(cmd),
+        Command::Diff(args) => cmd_diff(&args),
+        Command::Report(args) => cmd_report(&args),
     }
 }
 
@@ -266,14 +349,17 @@ fn execute(
     progress.finish();
 
     let dir = flags.reports.join(&run.run_id);
-    let written = run.write_json(&dir);
+    let written = report::write_all(&run, &dir);
     print!("{}", report::terminal::render(&run));
     match written {
-        Ok(path) => {
+        Ok(paths) => {
             link_latest(&flags.reports, &run.run_id);
-            println!("results: {}", path.display());
+            println!("results: {}", paths.results.display());
+            println!("report:  {}", paths.html.display());
+            println!("junit:   {}", paths.junit.display());
+            println!("summary: {}", paths.summary.display());
         }
-        Err(e) => return failure(format!("cannot write results to {}: {e}", dir.display())),
+        Err(e) => return failure(format!("cannot write the reports to {}: {e}", dir.display())),
     }
     if run.succeeded() {
         ExitCode::SUCCESS
@@ -385,28 +471,31 @@ fn cmd_ca(cmd: CaCommand) -> ExitCode {
             }
             Err(e) => failure(format!("{e:#}")),
         },
-        CaCommand::Issue { dir, domains } => {
-            let ca = crate::ca::CaDir::new(&dir);
-            if !ca.exists() {
-                return usage_error(format!(
-                    "no CA in {}\n  hint: create one with `plugfest ca init --dir {}`",
-                    dir.display(),
-                    dir.display()
-                ));
-            }
+        CaCommand::Issue { dir, fixture, domains } => {
+            let ca = match open_ca(&dir) {
+                Ok(ca) => ca,
+                Err(code) => return code,
+            };
             for d in &domains {
                 if let Err(e) = crate::ca::dns_name(d) {
                     return usage_error(format!("{d}: {e:#}"));
                 }
             }
             for d in &domains {
-                match ca.issue(d) {
+                let issued = match fixture {
+                    Some(f) => ca.issue_fixture(d, f),
+                    None => ca.issue(d),
+                };
+                match issued {
                     Ok(leaf) => {
-                        println!("{}:", leaf.domain);
-                        println!("  certificate chain (leaf + intermediate): {}", leaf.chain.display());
+                        match fixture {
+                            Some(f) => println!("{}, fixture {f}: {}", leaf.domain, f.description()),
+                            None => println!("{}:", leaf.domain),
+                        }
+                        println!("  certificate chain (what the server presents): {}", leaf.chain.display());
                         println!("  private key: {}", leaf.key.display());
                         println!(
-                            "  key + chain + root in one file (ejabberd certfiles): {}",
+                            "  key + chain (+ root) in one file (ejabberd certfiles): {}",
                             leaf.fullchain_key.display()
                         );
                     }
@@ -415,14 +504,142 @@ fn cmd_ca(cmd: CaCommand) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        CaCommand::Fixtures { dir, domain, list } => {
+            if list {
+                for f in crate::ca::Fixture::ALL {
+                    println!("{:<16} {}", f.name(), f.description());
+                }
+                return ExitCode::SUCCESS;
+            }
+            let ca = match open_ca(&dir) {
+                Ok(ca) => ca,
+                Err(code) => return code,
+            };
+            match ca.issue_all_fixtures(&domain) {
+                Ok(all) => {
+                    let folders: Vec<String> = all
+                        .iter()
+                        .map(|(_, leaf)| format!("{}/", leaf.cert.parent().unwrap_or(&dir).display()))
+                        .collect();
+                    let width = folders.iter().map(|f| f.chars().count()).max().unwrap_or(0);
+                    for ((f, _), folder) in all.iter().zip(&folders) {
+                        println!("{:<16} {folder:<width$}  {}", f.name(), f.description());
+                    }
+                    println!("each folder: cert.pem chain.pem key.pem fullchain-key.pem (docs/lab-ca.md)");
+                    println!("next: plugfest ca inspect --dir {} --domain {domain} FOLDER/chain.pem", dir.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => failure(format!("{domain}: {e:#}")),
+            }
+        }
+        CaCommand::Inspect { file, domain, ca, dir } => {
+            let anchors = ca.or_else(|| Some(dir.join("root.pem")).filter(|p| p.is_file()));
+            match crate::ca::inspect::inspect_file(&file, domain.as_deref(), anchors.as_deref()) {
+                Ok(report) => {
+                    print!("{report}");
+                    match report.verdict {
+                        crate::ca::inspect::Verdict::Rejected(_) => ExitCode::from(1),
+                        _ => ExitCode::SUCCESS,
+                    }
+                }
+                Err(e) => usage_error(format!("{e:#}")),
+            }
+        }
+        CaCommand::Export { dir, domain, format, fixture, password, out } => {
+            let ca = crate::ca::CaDir::new(&dir);
+            let leaf = match fixture {
+                Some(f) => ca.fixture_files(&domain, f),
+                None => ca.leaf_files(&domain),
+            };
+            let written =
+                leaf.and_then(|leaf| crate::ca::export::export(&leaf, format, password.as_deref(), out.as_deref()));
+            match written {
+                Ok(path) => {
+                    println!("{format}: {}", path.display());
+                    if format == crate::ca::export::ExportFormat::Pkcs12 && password.is_none() {
+                        println!("  password: {}", crate::ca::export::DEFAULT_PKCS12_PASSWORD);
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => failure(format!("{e:#}")),
+            }
+        }
+    }
+}
+
+/// The CA in `dir`, or a usage error saying how to create one.
+fn open_ca(dir: &Path) -> Result<crate::ca::CaDir, ExitCode> {
+    let ca = crate::ca::CaDir::new(dir);
+    if ca.exists() {
+        Ok(ca)
+    } else {
+        Err(usage_error(format!(
+            "no CA in {}\n  hint: create one with `plugfest ca init --dir {}`",
+            dir.display(),
+            dir.display()
+        )))
+    }
+}
+
+/// A run's results.json, given as the file or as its report folder.
+fn load_run(path: &Path) -> Result<Run, String> {
+    let file = if path.is_dir() { path.join("results.json") } else { path.to_path_buf() };
+    Run::read_json(&file).map_err(|e| format!("{e:#}"))
+}
+
+/// `plugfest report RUN`: the reports are functions of results.json, so they can be re-made.
+fn cmd_report(args: &ReportArgs) -> ExitCode {
+    let run = match load_run(&args.run) {
+        Ok(run) => run,
+        Err(e) => return usage_error(e),
+    };
+    let dir = match &args.out {
+        Some(dir) => dir.clone(),
+        None if args.run.is_dir() => args.run.clone(),
+        None => args.run.parent().map(Path::to_path_buf).unwrap_or_default(),
+    };
+    let written = std::fs::create_dir_all(&dir).and_then(|()| {
+        Ok([report::html::write(&run, &dir)?, report::junit::write(&run, &dir)?, report::summary::write(&run, &dir)?])
+    });
+    match written {
+        Ok(paths) => {
+            for p in paths {
+                println!("{}", p.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => failure(format!("cannot write the reports to {}: {e}", dir.display())),
+    }
+}
+
+/// `plugfest diff OLD NEW`: exit 1 when a case that did not fail before fails now.
+fn cmd_diff(args: &DiffArgs) -> ExitCode {
+    let (old, new) = match (load_run(&args.old), load_run(&args.new)) {
+        (Ok(old), Ok(new)) => (old, new),
+        (Err(e), _) | (_, Err(e)) => return usage_error(e),
+    };
+    let diff = report::diff::compare(&old, &new);
+    if args.markdown {
+        print!("{}", diff.to_markdown());
+    } else {
+        print!("{}", diff.to_text());
+    }
+    if diff.has_regressions() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
 fn cmd_check(servers: Option<&Path>, paths: &[PathBuf]) -> ExitCode {
     let mut ok = true;
+    let mut servers_file = None;
     if let Some(s) = servers {
         match ServersFile::load(s) {
-            Ok(f) => eprintln!("{}: {} servers OK", s.display(), f.servers.len()),
+            Ok(f) => {
+                eprintln!("{}: {} servers OK", s.display(), f.servers.len());
+                servers_file = Some(f);
+            }
             Err(e) => {
                 eprintln!("{} {e}", console::style("error:").red().bold());
                 ok = false;
@@ -430,7 +647,13 @@ fn cmd_check(servers: Option<&Path>, paths: &[PathBuf]) -> ExitCode {
         }
     }
     match load_scenarios(paths) {
-        Some(sc) => eprintln!("{} scenarios OK", sc.len()),
+        Some(sc) => {
+            eprintln!("{} scenarios OK", sc.len());
+            // Declarations for scenarios not checked here may be fine (a subset was given): warn only.
+            for stray in servers_file.map(|f| f.stray_declarations(&sc)).unwrap_or_default() {
+                eprintln!("{} {stray}", console::style("warning:").yellow().bold());
+            }
+        }
         None => ok = false,
     }
     if ok {

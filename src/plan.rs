@@ -67,6 +67,8 @@ mod tests {
             trust: Trust::System,
             accounts: Accounts::InBand,
             software: None,
+            idn_domain: None,
+            expected_failures: vec![],
         }
     }
 

@@ -27,6 +27,13 @@ pub struct Run {
 pub struct ServerSummary {
     pub name: String,
     pub domain: String,
+    /// What the servers file says the server is, e.g. `Prosody 0.12.3` (optional, added in schema 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software: Option<String>,
+    /// What the server itself answered to XEP-0092 (jabber:iq:version), e.g. `Prosody 0.12.3 (Linux)`;
+    /// absent when it did not answer (optional, added in schema 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// The outcome of a case (one scenario on one assignment of servers to roles).
@@ -53,6 +60,49 @@ impl Verdict {
     /// Does this verdict make the run's exit code non-zero?
     pub fn is_failure(self) -> bool {
         matches!(self, Verdict::Fail | Verdict::Error | Verdict::Xpass)
+    }
+
+    /// Every verdict, in legend order.
+    pub const ALL: [Verdict; 7] =
+        [Verdict::Pass, Verdict::Warn, Verdict::Fail, Verdict::Error, Verdict::Skip, Verdict::Xfail, Verdict::Xpass];
+
+    /// A symbol that tells the verdicts apart without colour (reports show it next to the word).
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Verdict::Pass => "✓",
+            Verdict::Warn => "!",
+            Verdict::Fail => "✗",
+            Verdict::Error => "E",
+            Verdict::Skip => "–",
+            Verdict::Xfail => "x",
+            Verdict::Xpass => "X",
+        }
+    }
+
+    /// One line for a legend.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Verdict::Pass => "every check held",
+            Verdict::Warn => "a SHOULD was not followed; no MUST failed",
+            Verdict::Fail => "a MUST was violated",
+            Verdict::Error => "the case could not be carried out (server unreachable, account creation failed, …)",
+            Verdict::Skip => "not run, with the reason (e.g. the feature is not advertised)",
+            Verdict::Xfail => "failed, as the servers file declares it is expected to",
+            Verdict::Xpass => "declared as an expected failure, but passed: update the declaration",
+        }
+    }
+
+    /// Higher is worse: the verdict a group of cases shows is its worst one.
+    pub fn severity(self) -> u8 {
+        match self {
+            Verdict::Pass => 0,
+            Verdict::Xfail => 1,
+            Verdict::Skip => 2,
+            Verdict::Warn => 3,
+            Verdict::Xpass => 4,
+            Verdict::Fail => 5,
+            Verdict::Error => 6,
+        }
     }
 
     pub fn as_str(self) -> &'static str {
@@ -86,6 +136,44 @@ pub struct CaseResult {
     pub connections: Vec<ConnectionRecord>,
 }
 
+/// The catalog area of a scenario file: its folder under `scenarios/` (`scenarios/roster/x.yaml` → `roster`).
+pub fn area_of(file: &str) -> String {
+    std::path::Path::new(file)
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| !n.is_empty() && n != "." && n != "scenarios")
+        .unwrap_or_else(|| "misc".to_string())
+}
+
+impl CaseResult {
+    /// The catalog area, from the scenario file's folder.
+    pub fn area(&self) -> String {
+        area_of(&self.file)
+    }
+
+    /// Servers in role order, e.g. `prosody→ejabberd`.
+    pub fn pair(&self) -> String {
+        self.roles.values().map(String::as_str).collect::<Vec<_>>().join("→")
+    }
+
+    /// The case's stable name, as `plugfest run --list` prints it: `roster-remote-add[prosody→ejabberd]`.
+    pub fn name(&self) -> String {
+        format!("{}[{}]", self.scenario, self.pair())
+    }
+
+    /// The distinct spec references of the case's steps, in step order.
+    pub fn spec_refs(&self) -> Vec<&SpecRef> {
+        let mut refs: Vec<&SpecRef> = Vec::new();
+        for r in self.steps.iter().filter_map(|s| s.spec.as_ref()) {
+            if !refs.iter().any(|seen| seen.spec == r.spec && seen.section == r.section && seen.level == r.level) {
+                refs.push(r);
+            }
+        }
+        refs
+    }
+}
+
 /// The normative text a check enforces.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpecRef {
@@ -97,12 +185,53 @@ pub struct SpecRef {
     pub quote: Option<String>,
 }
 
+impl SpecRef {
+    /// Where the text can be read: the RFC section on rfc-editor.org, or the XEP's page on xmpp.org.
+    /// None for other documents.
+    pub fn url(&self) -> Option<String> {
+        let spec = self.spec.trim().to_ascii_uppercase().replace([' ', '-'], "");
+        let section = self.section.trim().trim_start_matches('§');
+        if let Some(number) = spec.strip_prefix("RFC").filter(|n| is_number(n)) {
+            let anchor = if is_section(section) { format!("#section-{section}") } else { String::new() };
+            return Some(format!("https://www.rfc-editor.org/rfc/rfc{number}{anchor}"));
+        }
+        if let Some(number) = spec.strip_prefix("XEP").filter(|n| is_number(n)) {
+            return Some(format!("https://xmpp.org/extensions/xep-{number:0>4}.html"));
+        }
+        None
+    }
+
+    /// `MUST RFC6121 §2.3.2`
+    pub fn short(&self) -> String {
+        format!("{} {} §{}", self.level.as_str(), self.spec, self.section)
+    }
+}
+
+fn is_number(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `8.1.2.1`, `2`, `A.1`: safe to put into a URL fragment.
+fn is_section(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.')
+}
+
 /// RFC 2119 level of a check: decides what a violation does to the verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Level {
     MUST,
     SHOULD,
     MAY,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::MUST => "MUST",
+            Level::SHOULD => "SHOULD",
+            Level::MAY => "MAY",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,7 +329,17 @@ impl Run {
     }
 
     pub fn read_json(path: &std::path::Path) -> anyhow::Result<Run> {
-        let text = std::fs::read_to_string(path)?;
-        Ok(serde_json::from_str(&text)?)
+        use anyhow::Context as _;
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let run: Run = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a plugfest results file (docs/results-schema.md)", path.display()))?;
+        if run.schema_version > SCHEMA_VERSION {
+            anyhow::bail!(
+                "{} has results schema version {}, this plugfest reads up to {SCHEMA_VERSION}: use a newer plugfest",
+                path.display(),
+                run.schema_version
+            );
+        }
+        Ok(run)
     }
 }

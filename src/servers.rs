@@ -37,6 +37,34 @@ struct RawServer {
     accounts: Accounts,
     #[serde(default)]
     software: Option<String>,
+    #[serde(default)]
+    idn_domain: Option<Spanned<String>>,
+    #[serde(default)]
+    expected_failures: Vec<Spanned<ExpectedFailure>>,
+}
+
+/// A case declared to fail on a server, with the evidence (docs/servers-file.md): it reports
+/// `xfail` instead of `fail`/`warn`, and `xpass` (a failure of the run) when it passes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedFailure {
+    /// Scenario id.
+    pub scenario: String,
+    /// Only when the server plays one of these roles; empty: any role.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// Why it fails, with the spec text it violates: shown in the case message.
+    pub reason: String,
+    /// Evidence: a bug report, a commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+impl ExpectedFailure {
+    /// Does it apply to `scenario` when the server plays `role`?
+    pub fn applies(&self, scenario: &str, role: &str) -> bool {
+        self.scenario == scenario && (self.roles.is_empty() || self.roles.iter().any(|r| r == role))
+    }
 }
 
 /// How plugfest creates the fresh accounts each case needs.
@@ -64,6 +92,11 @@ pub struct Server {
     pub accounts: Accounts,
     /// Free text shown in reports, e.g. `Prosody 0.12.3`.
     pub software: Option<String>,
+    /// A second, internationalised domain the server hosts (e.g. `bücher.lab`), for scenario
+    /// accounts with `idn: true`.
+    pub idn_domain: Option<String>,
+    /// Cases known to fail on this server.
+    pub expected_failures: Vec<ExpectedFailure>,
 }
 
 /// A loaded, validated servers file.
@@ -140,6 +173,14 @@ impl ServersFile {
                     ));
                 }
             }
+            let idn_domain = match &s.idn_domain {
+                None => None,
+                Some(d) => Some(check_idn_domain(path, d, &domain)?),
+            };
+            let mut expected_failures = Vec::new();
+            for f in s.expected_failures {
+                expected_failures.push(check_expected_failure(path, f)?);
+            }
             servers.push(Server {
                 name,
                 domain,
@@ -149,6 +190,8 @@ impl ServersFile {
                 trust,
                 accounts: s.accounts,
                 software: s.software,
+                idn_domain,
+                expected_failures,
             });
         }
         Ok(ServersFile { path: path.to_path_buf(), netns: raw.netns, servers })
@@ -157,9 +200,99 @@ impl ServersFile {
     pub fn get(&self, name: &str) -> Option<&Server> {
         self.servers.iter().find(|s| s.name == name)
     }
+
+    /// Expected-failure declarations that name no given scenario, or a role it does not have:
+    /// one line each, for `plugfest check` (a warning: the scenarios checked may be a subset).
+    pub fn stray_declarations(&self, scenarios: &[crate::scenario::Scenario]) -> Vec<String> {
+        let mut stray = Vec::new();
+        for server in &self.servers {
+            for f in &server.expected_failures {
+                let Some(sc) = scenarios.iter().find(|sc| sc.id == f.scenario) else {
+                    stray.push(format!("{}: expected failure of {}: no such scenario", server.name, f.scenario));
+                    continue;
+                };
+                for role in f.roles.iter().filter(|r| !sc.roles.contains(r)) {
+                    stray.push(format!(
+                        "{}: expected failure of {}: the scenario has no role {role} (roles: {})",
+                        server.name,
+                        f.scenario,
+                        sc.roles.join(", ")
+                    ));
+                }
+            }
+        }
+        stray
+    }
+}
+
+fn check_idn_domain(path: &Path, d: &Spanned<String>, domain: &str) -> Result<String, ConfigError> {
+    let idn = d.value.trim().to_string();
+    match Jid::parse(&idn) {
+        Ok(j) if j.local().is_none() && j.resource().is_none() && j.domain() != domain => Ok(idn),
+        Ok(j) if j.domain() == domain => Err(ConfigError::at(path, d.referenced, "idn_domain is the server's domain")
+            .with_hint("idn_domain names a second domain the server hosts, e.g. bücher.lab")),
+        Ok(_) => Err(ConfigError::at(path, d.referenced, format!("idn_domain {idn:?} must be a bare domain"))),
+        Err(e) => {
+            Err(ConfigError::at(path, d.referenced, format!("idn_domain {idn:?} is not a valid XMPP domain: {e}")))
+        }
+    }
+}
+
+fn check_expected_failure(path: &Path, f: Spanned<ExpectedFailure>) -> Result<ExpectedFailure, ConfigError> {
+    let mut v = f.value;
+    v.scenario = v.scenario.trim().to_string();
+    v.reason = v.reason.trim().to_string();
+    let id_ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if !id_ok(&v.scenario) {
+        return Err(ConfigError::at(
+            path,
+            f.referenced,
+            format!("expected failure: {:?} is not a scenario id", v.scenario),
+        )
+        .with_hint("scenario: the id of the scenario, e.g. roster-remote-add"));
+    }
+    if v.reason.is_empty() {
+        return Err(ConfigError::at(
+            path,
+            f.referenced,
+            format!("expected failure of {}: the reason is empty", v.scenario),
+        )
+        .with_hint("say what the server does wrong and which spec text says otherwise; reports show it"));
+    }
+    if let Some(r) = v.roles.iter().find(|r| r.trim().is_empty()) {
+        return Err(ConfigError::at(
+            path,
+            f.referenced,
+            format!("expected failure of {}: role {r:?} is empty", v.scenario),
+        ));
+    }
+    Ok(v)
+}
+
+/// Parse a mapping of server name → expected failures (the lab's src/lab/expected-failures.yaml).
+pub fn parse_expected_failures(
+    path: &Path,
+    text: &str,
+) -> Result<std::collections::BTreeMap<String, Vec<ExpectedFailure>>, ConfigError> {
+    let raw: std::collections::BTreeMap<String, Vec<Spanned<ExpectedFailure>>> = crate::yaml::parse(path, text)?;
+    let mut out = std::collections::BTreeMap::new();
+    for (server, list) in raw {
+        let checked: Result<Vec<_>, _> = list.into_iter().map(|f| check_expected_failure(path, f)).collect();
+        out.insert(server, checked?);
+    }
+    Ok(out)
 }
 
 impl Server {
+    /// The declared expected failures for `scenario` when this server plays `role`.
+    pub fn expected_failures_for<'a>(
+        &'a self,
+        scenario: &'a str,
+        role: &'a str,
+    ) -> impl Iterator<Item = &'a ExpectedFailure> {
+        self.expected_failures.iter().filter(move |f| f.applies(scenario, role))
+    }
+
     pub fn target(&self) -> Target {
         Target { domain: self.domain.clone(), address: self.address, port: self.port }
     }
@@ -184,5 +317,80 @@ impl Server {
             step_timeout,
             max_stanza,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> Result<ServersFile, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("servers.yaml");
+        std::fs::write(&path, text).unwrap();
+        ServersFile::load(&path)
+    }
+
+    const HEAD: &str = "servers:\n  - name: prosody\n    domain: prosody.lab\n    accounts: in-band\n";
+
+    #[test]
+    fn idn_domain_and_expected_failures_load() {
+        let f = load_text(&format!(
+            "{HEAD}    idn_domain: bücher.lab\n    expected_failures:\n\
+             \x20     - {{scenario: roster-remote-add, roles: [A], reason: \" pushes ask (RFC 6121 §3.1.6) \"}}\n\
+             \x20     - scenario: msg-x\n        reason: r\n        link: https://example.org/1\n"
+        ))
+        .unwrap();
+        let p = &f.servers[0];
+        assert_eq!(p.idn_domain.as_deref(), Some("bücher.lab"));
+        assert_eq!(p.expected_failures.len(), 2);
+        assert_eq!(p.expected_failures[0].reason, "pushes ask (RFC 6121 §3.1.6)");
+        assert_eq!(p.expected_failures_for("roster-remote-add", "A").count(), 1);
+        assert_eq!(p.expected_failures_for("roster-remote-add", "B").count(), 0);
+        assert_eq!(p.expected_failures_for("msg-x", "B").count(), 1);
+        assert_eq!(p.expected_failures[1].link.as_deref(), Some("https://example.org/1"));
+    }
+
+    #[test]
+    fn bad_declarations_are_errors_at_their_line() {
+        let e = load_text(&format!("{HEAD}    idn_domain: prosody.lab\n")).unwrap_err();
+        assert_eq!((e.line, e.message.as_str()), (5, "idn_domain is the server's domain"));
+        let e = load_text(&format!("{HEAD}    idn_domain: a@b.lab\n")).unwrap_err();
+        assert!(e.message.contains("must be a bare domain"), "{e}");
+        let e =
+            load_text(&format!("{HEAD}    expected_failures:\n      - {{scenario: x, reason: \"\"}}\n")).unwrap_err();
+        assert_eq!(e.line, 6);
+        assert!(e.message.contains("the reason is empty"), "{e}");
+        let e = load_text(&format!("{HEAD}    expected_failures:\n      - {{scenario: x, reason: r, why: y}}\n"))
+            .unwrap_err();
+        assert!(e.message.contains("unknown field `why`"), "{e}");
+    }
+
+    #[test]
+    fn stray_declarations_are_listed() {
+        let f = load_text(&format!(
+            "{HEAD}    expected_failures:\n      - {{scenario: t, roles: [A, C], reason: r}}\n      - {{scenario: gone, reason: r}}\n"
+        ))
+        .unwrap();
+        let yaml = "id: t\ntitle: t\nroles: [A]\nactors:\n  a1: {account: a, server: A}\nsteps:\n  - send: {as: a1, xml: <message/>}\n";
+        let (scenario, _) = crate::scenario::parse_str(Path::new("t.yaml"), yaml).unwrap();
+        assert_eq!(
+            f.stray_declarations(&[scenario]),
+            [
+                "prosody: expected failure of t: the scenario has no role C (roles: A)",
+                "prosody: expected failure of gone: no such scenario"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_labs_declarations_parse_and_name_lab_servers() {
+        let path = Path::new("src/lab/expected-failures.yaml");
+        let all = parse_expected_failures(path, crate::lab::EXPECTED_FAILURES).unwrap();
+        for server in all.keys() {
+            assert!(crate::lab::SERVERS.iter().any(|s| s.name == server), "{server} is not a lab server");
+        }
+        let e = parse_expected_failures(path, "ejabberd:\n  - {scenario: x}\n").unwrap_err();
+        assert!(e.message.contains("missing field `reason`"), "{e}");
     }
 }

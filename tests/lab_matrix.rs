@@ -63,6 +63,9 @@ fn verdicts(json: &Value) -> Vec<(String, String, String)> {
 }
 
 /// The three scenarios of the first slice: messaging, roster and presence across domains.
+/// Verdicts that do not fail a run on the healthy lab.
+const ACCEPTABLE: [&str; 3] = ["pass", "warn", "xfail"];
+
 const SEEDS: [&str; 3] = [
     "scenarios/messaging/msg-chat-remote-bare.yaml",
     "scenarios/roster/roster-remote-add.yaml",
@@ -74,8 +77,10 @@ fn seed_scenarios_pass_on_every_pair() {
     let _lab = lab();
     let (out, json, _) = run(&SEEDS);
     let v = verdicts(&json);
-    let bad: Vec<_> = v.iter().filter(|(_, _, verdict)| verdict != "pass").collect();
-    assert!(bad.is_empty(), "not all cases passed: {bad:?}\n{}", text(&out));
+    // Green means pass, a SHOULD-level warning, or a failure the lab declares as expected (with evidence).
+    let bad: Vec<_> = v.iter().filter(|(_, _, verdict)| !ACCEPTABLE.contains(&verdict.as_str())).collect();
+    assert!(bad.is_empty(), "cases failed: {bad:?}\n{}", text(&out));
+    assert!(v.iter().any(|(_, _, verdict)| verdict == "pass"));
     assert!(out.status.success(), "{}", text(&out));
     // Every seed scenario ran on all four ordered pairs.
     for id in ["msg-chat-remote-bare", "roster-remote-add", "presence-show-status-priority"] {
@@ -125,7 +130,7 @@ fn a_wrong_expectation_fails_exactly_its_cells_with_a_clear_message() {
     assert_eq!(wrong.len(), 4);
     assert!(wrong.iter().all(|(_, _, verdict)| verdict == "fail"), "{wrong:?}");
     let seed_cases: Vec<_> = v.iter().filter(|(s, _, _)| s == "msg-chat-remote-bare").collect();
-    assert!(seed_cases.iter().all(|(_, _, verdict)| verdict == "pass"), "{seed_cases:?}");
+    assert!(seed_cases.iter().all(|(_, _, verdict)| ACCEPTABLE.contains(&verdict.as_str())), "{seed_cases:?}");
 
     let case = json["cases"].as_array().unwrap().iter().find(|c| c["scenario"] == "wrong-body").unwrap();
     let step = case["steps"].as_array().unwrap().iter().find(|s| s["outcome"] == "fail").unwrap();
@@ -186,10 +191,15 @@ fn a_server_killed_during_a_run_fails_only_its_cells() {
     assert_eq!(v.len(), 12);
     for (scenario, pair, verdict) in &v {
         if pair == "prosody→prosody" {
-            assert_eq!(verdict, "pass", "{scenario}[{pair}]");
+            assert!(ACCEPTABLE.contains(&verdict.as_str()), "{scenario}[{pair}]: {verdict}");
         }
     }
-    let broken: Vec<_> = json["cases"].as_array().unwrap().iter().filter(|c| c["verdict"] != "pass").collect();
+    let broken: Vec<_> = json["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| !ACCEPTABLE.contains(&c["verdict"].as_str().unwrap()))
+        .collect();
     assert!(!broken.is_empty(), "killing ejabberd changed nothing: {v:?}");
     for c in &broken {
         assert!(c["roles"].as_object().unwrap().values().any(|s| s == "ejabberd"), "{c}");

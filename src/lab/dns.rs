@@ -1,7 +1,7 @@
 //! dnsmasq inside the namespace: authoritative for the lab zone (A and SRV records), forwarding nothing.
 
 use super::process::{spawn_detached, ProcRecord};
-use super::{render, Layout, HARNESS, SERVERS};
+use super::{prosody, render, Layout, HARNESS, PROSODY, SERVERS};
 use anyhow::{Context, Result};
 use minijinja::context;
 use std::fs;
@@ -11,6 +11,8 @@ use std::path::PathBuf;
 pub(crate) const NAME: &str = "dnsmasq";
 pub(crate) const ADDRESS: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 53));
 pub(crate) const ZONE: &str = "lab";
+/// A lab name whose address has nothing listening on 5269 (s2s to it fails fast: connection refused).
+pub(crate) const DOWN: (&str, Ipv4Addr) = ("down.lab", Ipv4Addr::new(127, 0, 0, 21));
 const TEMPLATE: &str = include_str!("templates/dnsmasq.conf");
 
 fn config_file(lab: &Layout) -> PathBuf {
@@ -26,8 +28,18 @@ pub(crate) fn config() -> Result<String> {
     let mut hosts: Vec<_> =
         SERVERS.iter().map(|s| context! { name => s.domain, address => s.address.to_string() }).collect();
     hosts.push(context! { name => HARNESS.0, address => HARNESS.1.to_string() });
-    let servers: Vec<_> = SERVERS.iter().map(|s| context! { domain => s.domain }).collect();
-    render("dnsmasq.conf", TEMPLATE, context! { zone => ZONE, address => ADDRESS.to_string(), hosts, servers })
+    // The error cases of the harness as s2s peer (CATALOG §0.1): `down.lab` has an address where nothing
+    // listens on 5269; `nxdomain.lab` has no records at all (`local=/lab/` makes dnsmasq answer NXDOMAIN).
+    hosts.push(context! { name => DOWN.0, address => DOWN.1.to_string() });
+    let mut servers: Vec<_> = SERVERS.iter().map(|s| context! { domain => s.domain }).collect();
+    // Prosody's IDN vhost (CATALOG F08): DNS names are A-labels, so its records are for xn--bcher-kva.lab.
+    let idn = crate::ca::dns_name(prosody::IDN_DOMAIN)?;
+    hosts.push(context! { name => idn, address => PROSODY.address.to_string() });
+    servers.push(context! { domain => idn });
+    // The harness serves s2s only: an `_xmpp-server._tcp` SRV record and no client one.
+    let s2s_only = [HARNESS.0];
+    let ctx = context! { zone => ZONE, address => ADDRESS.to_string(), hosts, servers, s2s_only };
+    render("dnsmasq.conf", TEMPLATE, ctx)
 }
 
 /// Write the config and start dnsmasq in the foreground (so the recorded PID is the daemon's).
@@ -57,6 +69,14 @@ mod tests {
         assert!(text.contains("host-record=harness.lab,127.0.0.20\n"));
         assert!(text.contains("srv-host=_xmpp-client._tcp.prosody.lab,prosody.lab,5222\n"));
         assert!(text.contains("srv-host=_xmpp-server._tcp.ejabberd.lab,ejabberd.lab,5269\n"));
+        assert!(text.contains("host-record=xn--bcher-kva.lab,127.0.0.11\n"));
+        assert!(text.contains("srv-host=_xmpp-client._tcp.xn--bcher-kva.lab,xn--bcher-kva.lab,5222\n"));
+        assert!(text.contains("srv-host=_xmpp-server._tcp.xn--bcher-kva.lab,xn--bcher-kva.lab,5269\n"));
         assert!(!text.contains("server="), "must never forward");
+        // The harness as s2s peer: SRV for s2s only; the error-case names.
+        assert!(text.contains("srv-host=_xmpp-server._tcp.harness.lab,harness.lab,5269\n"));
+        assert!(!text.contains("_xmpp-client._tcp.harness.lab"));
+        assert!(text.contains("host-record=down.lab,127.0.0.21\n") && !text.contains("down.lab,5269"));
+        assert!(!text.contains("nxdomain.lab"), "nxdomain.lab has no records at all");
     }
 }

@@ -255,7 +255,9 @@ fn start_all(lab: &Layout, progress: &dyn Fn(&str)) -> Result<()> {
     }
     let ca_file = ca.root_cert();
     let leaves: Vec<LeafFiles> = SERVERS.iter().map(|s| ca.issue(s.domain)).collect::<Result<_>>()?;
-    progress(&format!("issued certificates for {}", SERVERS.map(|s| s.domain).join(", ")));
+    // Prosody's IDN vhost (CATALOG F08): the certificate names its A-label.
+    let idn_leaf = ca.issue(prosody::IDN_DOMAIN)?;
+    progress(&format!("issued certificates for {}, {}", SERVERS.map(|s| s.domain).join(", "), idn_leaf.domain));
 
     progress(&format!("creating network namespace {}", lab.netns));
     let mut state = LabState { netns: lab.netns.clone(), components: Vec::new() };
@@ -278,7 +280,7 @@ fn start_all(lab: &Layout, progress: &dyn Fn(&str)) -> Result<()> {
         let label = format!("{} {}", server.product, version.as_deref().unwrap_or("(version unknown)"));
         progress(&format!("starting {label} for {} on {}", server.domain, server.address));
         let (record, logs) = if server.name == PROSODY.name {
-            (prosody::start(lab, leaf, &ca_file)?, prosody::log_files(lab))
+            (prosody::start(lab, leaf, &idn_leaf, &ca_file)?, prosody::log_files(lab))
         } else {
             (ejabberd::start(lab, leaf, &ca_file)?, ejabberd::log_files(lab))
         };
@@ -415,6 +417,39 @@ pub fn render_servers_file(netns: &str, ca_file: &Path, servers: &[(LabServer, O
         ));
         if let Some(sw) = software {
             text.push_str(&format!("    software: {}\n", q(sw)));
+        }
+        if s.name == PROSODY.name {
+            text.push_str(&format!("    idn_domain: {}\n", q(prosody::IDN_DOMAIN)));
+        }
+        text.push_str(&render_expected_failures(s.name));
+    }
+    text
+}
+
+/// The lab's declared expected failures (src/lab/expected-failures.yaml), compiled in.
+pub const EXPECTED_FAILURES: &str = include_str!("expected-failures.yaml");
+
+/// `expected_failures:` of one lab server, as servers-file YAML. If the compiled-in file does not
+/// parse, its error becomes the value, so loading the servers file fails and says why.
+fn render_expected_failures(server: &str) -> String {
+    let q = |s: &str| serde_json::Value::from(s).to_string();
+    let file = Path::new("src/lab/expected-failures.yaml");
+    let declared = match crate::servers::parse_expected_failures(file, EXPECTED_FAILURES) {
+        Ok(mut all) => all.remove(server).unwrap_or_default(),
+        Err(e) => return format!("    expected_failures: {}\n", q(&format!("{e} (fix it and rebuild plugfest)"))),
+    };
+    if declared.is_empty() {
+        return String::new();
+    }
+    let mut text = String::from("    expected_failures:\n");
+    for f in declared {
+        text.push_str(&format!("      - scenario: {}\n        reason: {}\n", q(&f.scenario), q(&f.reason)));
+        if !f.roles.is_empty() {
+            let roles: Vec<String> = f.roles.iter().map(|r| q(r)).collect();
+            text.push_str(&format!("        roles: [{}]\n", roles.join(", ")));
+        }
+        if let Some(link) = &f.link {
+            text.push_str(&format!("        link: {}\n", q(link)));
         }
     }
     text

@@ -11,6 +11,9 @@ pub(crate) const USER: &str = "prosody";
 pub(crate) const PACKAGE: &str = "prosody";
 const TEMPLATE: &str = include_str!("templates/prosody.cfg.lua");
 const SERVER: &LabServer = &PROSODY;
+/// The IDN vhost Prosody hosts next to its own domain (CATALOG §0.1, F08), written as a U-label; its certificate
+/// and DNS records use the A-label (`crate::ca::dns_name`).
+pub(crate) const IDN_DOMAIN: &str = "bücher.lab";
 
 fn dir(lab: &Layout) -> PathBuf {
     lab.component_dir(SERVER.name)
@@ -30,8 +33,14 @@ pub(crate) fn log_files(lab: &Layout) -> Vec<PathBuf> {
     vec![var_dir(lab).join("prosody.log"), dir(lab).join("console.log")]
 }
 
-/// The config file's text.
-pub(crate) fn config(lab: &Layout, cert: &Path, key: &Path, ca_file: &Path) -> Result<String> {
+/// A certificate and its key, as installed for the server.
+pub(crate) struct CertPaths {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The config file's text: `main` is the certificate of prosody.lab, `idn` the one of the IDN vhost.
+pub(crate) fn config(lab: &Layout, main: &CertPaths, idn: &CertPaths, ca_file: &Path) -> Result<String> {
     let var = var_dir(lab);
     let path = |p: &Path| p.to_string_lossy().into_owned();
     render(
@@ -43,25 +52,38 @@ pub(crate) fn config(lab: &Layout, cert: &Path, key: &Path, ca_file: &Path) -> R
             pidfile => path(&var.join("prosody.pid")),
             data_dir => path(&var.join("data")),
             log_file => path(&log_files(lab)[0]),
-            cert_file => path(cert),
-            key_file => path(key),
+            cert_file => path(&main.cert),
+            key_file => path(&main.key),
             ca_file => path(ca_file),
+            idn_domain => IDN_DOMAIN,
+            idn_ascii => crate::ca::dns_name(IDN_DOMAIN)?,
+            idn_cert_file => path(&idn.cert),
+            idn_key_file => path(&idn.key),
         },
     )
 }
 
-/// Set up its folder (config, a copy of the key it can read, fresh data) and start it.
-pub(crate) fn start(lab: &Layout, leaf: &LeafFiles, ca_file: &Path) -> Result<ProcRecord> {
+/// Copy a leaf's chain and key where the server reads them (`<name>-chain.pem`, `<name>-key.pem`; the key
+/// readable by the server's user only).
+fn install_leaf(lab: &Layout, certs: &Path, name: &str, leaf: &LeafFiles) -> Result<CertPaths> {
+    let paths = CertPaths { cert: certs.join(format!("{name}chain.pem")), key: certs.join(format!("{name}key.pem")) };
+    lab.install_file(&leaf.chain, &paths.cert, None)?;
+    lab.install_file(&leaf.key, &paths.key, Some(USER))?;
+    Ok(paths)
+}
+
+/// Set up its folder (config, copies of the keys it can read, fresh data) and start it. `leaf` is the
+/// certificate of prosody.lab, `idn_leaf` the one of [`IDN_DOMAIN`].
+pub(crate) fn start(lab: &Layout, leaf: &LeafFiles, idn_leaf: &LeafFiles, ca_file: &Path) -> Result<ProcRecord> {
     let dir = dir(lab);
     lab.prepare_dir(&dir, None)?;
     let certs = dir.join("certs");
     lab.prepare_dir(&certs, None)?;
-    let (cert, key) = (certs.join("chain.pem"), certs.join("key.pem"));
-    lab.install_file(&leaf.chain, &cert, None)?;
-    lab.install_file(&leaf.key, &key, Some(USER))?;
+    let main = install_leaf(lab, &certs, "", leaf)?;
+    let idn = install_leaf(lab, &certs, "idn-", idn_leaf)?;
     lab.fresh_dir(&var_dir(lab), USER)?;
     lab.prepare_dir(&var_dir(lab).join("data"), Some(USER))?;
-    lab.write_config(&config_file(lab), &config(lab, &cert, &key, ca_file)?, None)?;
+    lab.write_config(&config_file(lab), &config(lab, &main, &idn, ca_file)?, None)?;
 
     // -F: stay in the foreground, so the PID we record is Prosody's (ip and setpriv both exec).
     let mut cmd = lab.exec_in_netns(Some(USER));
@@ -77,8 +99,11 @@ mod tests {
     #[test]
     fn config_sets_lab_essentials_before_the_virtualhost() {
         let lab = Layout::new(Path::new("/srv/lab \"x\""), "plugfest");
-        let text = config(&lab, Path::new("/c/chain.pem"), Path::new("/c/key.pem"), Path::new("/ca/root.pem")).unwrap();
-        let (globals, host) = text.split_once("\nVirtualHost \"prosody.lab\"").expect("VirtualHost line");
+        let main = CertPaths { cert: "/c/chain.pem".into(), key: "/c/key.pem".into() };
+        let idn = CertPaths { cert: "/c/idn-chain.pem".into(), key: "/c/idn-key.pem".into() };
+        let text = config(&lab, &main, &idn, Path::new("/ca/root.pem")).unwrap();
+        let (globals, hosts) = text.split_once("\nVirtualHost \"prosody.lab\"").expect("VirtualHost line");
+        let (host, idn_host) = hosts.split_once("\nVirtualHost \"bücher.lab\"").expect("IDN VirtualHost line");
         for option in [
             "interfaces = { \"127.0.0.11\" }",
             "c2s_ports = { 5222 }",
@@ -93,5 +118,7 @@ mod tests {
             assert!(globals.contains(option), "missing global {option}\n{globals}");
         }
         assert!(host.contains("certificate = \"/c/chain.pem\";") && host.contains("key = \"/c/key.pem\";"));
+        assert!(idn_host.contains("certificate = \"/c/idn-chain.pem\";"), "{idn_host}");
+        assert!(idn_host.contains("key = \"/c/idn-key.pem\";") && idn_host.contains("cafile = \"/ca/root.pem\";"));
     }
 }

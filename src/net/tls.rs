@@ -6,8 +6,12 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::{Resumption, WebPkiServerVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, ProtocolVersion, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{
+    ClientConfig, ClientConnection, CommonState, DigitallySignedStruct, DistinguishedName, ProtocolVersion,
+    RootCertStore, ServerConfig, SignatureScheme,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -276,4 +280,207 @@ pub fn tls_exporter(conn: &ClientConnection) -> Option<Vec<u8>> {
         return None;
     }
     conn.export_keying_material(vec![0u8; 32], b"EXPORTER-Channel-Binding", None).ok()
+}
+
+// ---- s2s: the harness as a server. Its verifiers record what the peer presents and accept it;
+// the judgement (chain, validity, which XMPP identity matched) is made afterwards by
+// `xmpp::s2s::identity`, so a bad certificate is reported in detail instead of ending the handshake.
+
+/// A certificate chain (leaf first, as sent) and its private key: what the harness presents as a
+/// TLS server (inbound s2s) or as a TLS client (outbound s2s).
+#[derive(Debug)]
+pub struct Credentials {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+}
+
+impl Clone for Credentials {
+    fn clone(&self) -> Self {
+        Credentials { chain: self.chain.clone(), key: self.key.clone_key() }
+    }
+}
+
+impl Credentials {
+    /// From PEM text: every CERTIFICATE block of `chain_pem` (leaf first) and the first private key of `key_pem`.
+    pub fn from_pem(chain_pem: &[u8], key_pem: &[u8]) -> anyhow::Result<Credentials> {
+        let chain = CertificateDer::pem_slice_iter(chain_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .context("the certificate chain is not valid PEM")?;
+        if chain.is_empty() {
+            bail!("the certificate chain holds no CERTIFICATE blocks");
+        }
+        let key =
+            PrivateKeyDer::from_pem_slice(key_pem).context("no usable private key (PKCS#8, PKCS#1 or SEC1 PEM)")?;
+        Ok(Credentials { chain, key })
+    }
+
+    /// From a chain file (leaf first, e.g. the lab CA's `chain.pem`) and a key file.
+    pub fn from_files(chain: &std::path::Path, key: &std::path::Path) -> anyhow::Result<Credentials> {
+        let read = |p: &std::path::Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+        Credentials::from_pem(&read(chain)?, &read(key)?)
+            .with_context(|| format!("{} / {}", chain.display(), key.display()))
+    }
+}
+
+/// Accepts any client certificate chain and records it; the handshake signature is still checked,
+/// so a recorded chain is one whose key the peer holds. Client certificates are requested, not required.
+#[derive(Debug)]
+struct RecordAnyClientCert {
+    seen: SeenChain,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ClientCertVerifier for RecordAnyClientCert {
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        // Empty: "the client should always provide a client certificate if it has one".
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let chain = std::iter::once(end_entity).chain(intermediates).map(|c| c.clone().into_owned()).collect();
+        self.seen.set(chain);
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Accepts any server certificate chain and records it (handshake signatures are still checked).
+#[derive(Debug)]
+struct RecordAnyServerCert {
+    seen: SeenChain,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for RecordAnyServerCert {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let chain = std::iter::once(end_entity).chain(intermediates).map(|c| c.clone().into_owned()).collect();
+        self.seen.set(chain);
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A server configuration for one connection, and the client chain its verifier will record.
+pub struct ServerTls {
+    pub config: Arc<ServerConfig>,
+    pub seen: SeenChain,
+}
+
+/// TLS server configuration for the harness's inbound s2s: presents `creds`, asks for (but does
+/// not require) a client certificate when `request_client_cert`, records whatever chain comes.
+/// TLS 1.2 and 1.3; no session resumption, so every connection's chains are exchanged and recorded.
+pub fn s2s_server_config(creds: &Credentials, request_client_cert: bool) -> anyhow::Result<ServerTls> {
+    let seen = SeenChain::default();
+    let provider = provider();
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .context("the ring provider does not support TLS 1.2 and 1.3")?;
+    let builder = if request_client_cert {
+        builder.with_client_cert_verifier(Arc::new(RecordAnyClientCert { seen: seen.clone(), provider }))
+    } else {
+        builder.with_no_client_auth()
+    };
+    let mut config = builder
+        .with_single_cert(creds.chain.clone(), creds.key.clone_key())
+        .context("the harness's certificate and key do not fit together")?;
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
+    Ok(ServerTls { config: Arc::new(config), seen })
+}
+
+/// TLS client configuration for the harness's outbound s2s: presents `creds` as client
+/// certificate (none when `None`), records the server's chain and accepts it; the caller judges it.
+pub fn s2s_client_config(creds: Option<&Credentials>) -> anyhow::Result<ClientTls> {
+    let seen = SeenChain::default();
+    let provider = provider();
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .context("the ring provider does not support TLS 1.2 and 1.3")?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(RecordAnyServerCert { seen: seen.clone(), provider }));
+    let mut config = match creds {
+        Some(c) => builder
+            .with_client_auth_cert(c.chain.clone(), c.key.clone_key())
+            .context("the harness's certificate and key do not fit together")?,
+        None => builder.with_no_client_auth(),
+    };
+    config.resumption = Resumption::disabled();
+    Ok(ClientTls { config: Arc::new(config), seen })
+}
+
+/// Describe an established connection of either side for reports (`seen` is the peer chain a
+/// recording verifier saw: used when the session does not expose one).
+pub fn session_info(state: &CommonState, seen: &SeenChain, verified_for: &str) -> TlsInfo {
+    let chain: Vec<CertificateDer<'static>> = match state.peer_certificates() {
+        Some(certs) if !certs.is_empty() => certs.to_vec(),
+        _ => seen.get(),
+    };
+    TlsInfo {
+        version: state.protocol_version().map(version_name).unwrap_or_else(|| "unknown".into()),
+        cipher: state
+            .negotiated_cipher_suite()
+            .map(|s| s.suite().as_str().map(str::to_string).unwrap_or_else(|| format!("{:?}", s.suite())))
+            .unwrap_or_else(|| "unknown".into()),
+        peer_chain: chain.iter().map(|c| cert_subject(c)).collect(),
+        peer_chain_pem: chain.iter().map(|c| to_pem(c)).collect(),
+        verified_for: verified_for.to_string(),
+    }
 }

@@ -5,31 +5,43 @@
 //! ([`run_case`]) and against in-memory channels in tests.
 //!
 //! How a case runs:
+//! - gates first: a throwaway login checks that the servers advertise the features the case
+//!   needs; if one does not, the case is skipped as unsupported;
 //! - actors with `connect_at_start` log in in parallel; then, in declared order, each requests
 //!   its roster (if `roster`) and sends its initial presence (if any);
 //! - every actor has a pump task that answers the server's XEP-0199 pings (they stay in the
-//!   transcript, never in results) and forwards everything else to the actor's inbox;
-//! - stanzas nobody has asked for yet wait in a per-actor buffer: an `expect` first scans the
-//!   buffer, then waits for new stanzas until its deadline; the match is removed, the rest stay;
-//! - a failed expect at MUST level fails the case and ends it (later steps are `not run`),
+//!   transcript, never in results), acknowledges roster pushes (RFC 6121 §2.1.6; the push
+//!   still reaches expects) and forwards everything to the executor, on one channel for all;
+//! - stanzas nobody has asked for yet wait in a per-actor buffer: an expect first scans the
+//!   buffer, then waits for new stanzas until its deadline; matches are removed, the rest stay;
+//! - a failed check at MUST level fails the case and ends it (later steps are `not run`),
 //!   SHOULD warns and MAY informs, and the case goes on; anything that stops the case from
 //!   being carried out (login, send, a stream the server closed) is an error;
 //! - at the end every session is closed, each within a deadline.
 
 use crate::jid::Jid;
-use crate::results::{ConnectionRecord, Level, StepOutcome, StepResult, Verdict};
+use crate::results::{ConnectionRecord, Level, SpecRef, StepOutcome, StepResult, Verdict};
 use crate::scenario::pattern::{closest, match_element, start_tag, Captures};
-use crate::scenario::{fmt_duration, Action, ActorDecl, Bindings, Expect, Scenario, Script, Step};
+use crate::scenario::{
+    fmt_duration, Action, ActorDecl, Barrier, Bindings, Expect, ExpectClosed, ExpectMany, ExpectNone, Gate, GateKind,
+    GateTarget, IqStep, Scenario, Script, Step, Template, LOCAL, S2S,
+};
 use crate::servers::Server;
-use crate::xml::{Element, NS_CLIENT};
+use crate::xml::{Element, NS_CLIENT, NS_STREAM};
 use crate::xmpp::{Incoming, Session, StanzaSender, Transcript};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+const NS_PING: &str = "urn:xmpp:ping";
+const NS_ROSTER: &str = "jabber:iq:roster";
+const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
+const NS_CARBONS: &str = "urn:xmpp:carbons:2";
 
 /// A provisioned account.
 #[derive(Clone, Debug)]
@@ -58,6 +70,63 @@ pub struct CaseOutcome {
     pub connections: Vec<ConnectionRecord>,
 }
 
+/// Why a case cannot run on this assignment of servers, before anything connects (e.g. an IDN
+/// account on a server that hosts no IDN domain): the message of its `skip` verdict.
+pub fn unsupported(scenario: &Scenario, roles: &BTreeMap<String, &Server>) -> Option<String> {
+    for account in scenario.accounts.iter().filter(|a| a.idn) {
+        let server = roles.get(&account.role)?;
+        if server.idn_domain.is_none() {
+            return Some(format!("unsupported: {} hosts no IDN domain", server.name));
+        }
+    }
+    None
+}
+
+/// The expected failures the servers file declares for this case, each as
+/// `<server>: <reason> (<link>)`.
+pub fn declared_failures(scenario: &Scenario, roles: &BTreeMap<String, &Server>) -> Vec<String> {
+    let mut declared = Vec::new();
+    for (role, server) in roles {
+        for f in server.expected_failures_for(&scenario.id, role) {
+            let link = f.link.as_ref().map(|l| format!(" ({l})")).unwrap_or_default();
+            let text = format!("{}: {}{link}", server.name, f.reason);
+            if !declared.contains(&text) {
+                declared.push(text);
+            }
+        }
+    }
+    declared
+}
+
+/// Turn a case's verdict into `xfail`/`xpass` when its failure is declared: a fail or warn is
+/// expected (`xfail`, with the reason), a pass is news (`xpass`: the declaration is out of date).
+/// Errors and skips say nothing about the declaration and stay as they are.
+pub fn judge_expected(verdict: Verdict, message: Option<String>, declared: &[String]) -> (Verdict, Option<String>) {
+    if declared.is_empty() {
+        return (verdict, message);
+    }
+    let reasons = declared.join("; ");
+    match verdict {
+        Verdict::Fail | Verdict::Warn => {
+            let what = message.map(|m| format!(": {m}")).unwrap_or_default();
+            (Verdict::Xfail, Some(format!("expected failure ({reasons}){what}")))
+        }
+        Verdict::Pass => (
+            Verdict::Xpass,
+            Some(format!("passed, but declared as an expected failure ({reasons}): remove the declaration")),
+        ),
+        other => (other, message),
+    }
+}
+
+/// The server an account lives on: the role's server, on its IDN domain for IDN accounts.
+pub fn account_server(server: &Server, idn: bool) -> Server {
+    match (&server.idn_domain, idn) {
+        (Some(domain), true) => Server { domain: domain.clone(), ..server.clone() },
+        _ => server.clone(),
+    }
+}
+
 /// Execute one case to the end; never panics, never waits without a deadline.
 pub async fn run_case(env: CaseEnv<'_>) -> CaseOutcome {
     run_script(&env, &env.scenario.script).await
@@ -67,13 +136,14 @@ pub async fn run_case(env: CaseEnv<'_>) -> CaseOutcome {
 async fn run_script(env: &CaseEnv<'_>, script: &Script) -> CaseOutcome {
     let connector = XmppConnector { env, records: Mutex::new(Vec::new()) };
     let mut world = World {
-        bindings: Bindings::default(),
-        places: BTreeMap::new(),
         // At least a few seconds: a roster request on a busy server can take a moment.
         setup_timeout: env.step_timeout.max(Duration::from_secs(2)),
+        default_within: default_within(&env.roles),
+        ..World::default()
     };
     for (role, server) in &env.roles {
         world.bindings.roles.insert(role.clone(), server.domain.clone());
+        world.servers.insert(role.clone(), format!("{} ({})", server.name, server.domain));
     }
     for (name, account) in &env.accounts {
         world.bindings.accounts.insert(name.clone(), account.jid.clone());
@@ -86,6 +156,16 @@ async fn run_script(env: &CaseEnv<'_>, script: &Script) -> CaseOutcome {
     let mut outcome = execute(script, &world, &connector).await;
     outcome.connections = connector.into_records();
     outcome
+}
+
+/// CATALOG §0.4: `local` when every role is played by one server, `s2s` when traffic may cross servers.
+fn default_within(roles: &BTreeMap<String, &Server>) -> Duration {
+    let servers: BTreeSet<&str> = roles.values().map(|s| s.name.as_str()).collect();
+    if servers.len() <= 1 {
+        LOCAL
+    } else {
+        S2S
+    }
 }
 
 /// Logs actors in with `xmpp::Session` and keeps a record of every connection attempt.
@@ -104,9 +184,10 @@ struct Attempt {
 }
 
 impl XmppConnector<'_> {
-    fn server_of(&self, actor: &ActorDecl) -> Option<&Server> {
+    /// The server the actor's account is on (on its IDN domain for IDN accounts).
+    fn server_of(&self, actor: &ActorDecl) -> Option<Server> {
         let decl = self.env.scenario.accounts.iter().find(|a| a.name == actor.account)?;
-        self.env.roles.get(&decl.role).copied()
+        self.env.roles.get(&decl.role).map(|s| account_server(s, decl.idn))
     }
 
     fn into_records(self) -> Vec<ConnectionRecord> {
@@ -159,13 +240,14 @@ impl Connector for XmppConnector<'_> {
                     attempt.tls = session.tls.clone();
                     self.record(attempt);
                     let jid = session.jid.clone();
+                    let features = session.features.clone();
                     let (tx, incoming) = mpsc::unbounded_channel();
                     let (close_tx, close_rx) = oneshot::channel();
                     let sender = session.sender();
                     let own_incoming = std::mem::replace(&mut session.incoming, mpsc::unbounded_channel().1);
                     tokio::spawn(drive(session, own_incoming, tx, close_rx));
                     let outbox = SessionOutbox { sender, close: Mutex::new(Some(close_tx)) };
-                    Ok(Link { jid, outbox: Arc::new(outbox), incoming })
+                    Ok(Link { jid, features, outbox: Arc::new(outbox), incoming })
                 }
                 Err(e) => {
                     self.record(attempt);
@@ -215,6 +297,10 @@ impl Outbox for SessionOutbox {
         Box::pin(async move { self.sender.send(&stanza).await.map_err(|e| e.to_string()) })
     }
 
+    fn send_raw(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move { self.sender.send_raw(bytes).await.map_err(|e| e.to_string()) })
+    }
+
     fn close(&self) -> BoxFuture<'_, ()> {
         let request = self.close.lock().unwrap_or_else(|p| p.into_inner()).take();
         Box::pin(async move {
@@ -241,6 +327,8 @@ pub trait Connector: Sync {
 pub struct Link {
     /// The full JID the server bound.
     pub jid: Jid,
+    /// The stream features after authentication (for stream-feature gates).
+    pub features: Element,
     pub outbox: Arc<dyn Outbox>,
     /// Everything the server sends, ending with one `Closed`.
     pub incoming: mpsc::UnboundedReceiver<Incoming>,
@@ -249,19 +337,37 @@ pub struct Link {
 /// The sending side of a connection.
 pub trait Outbox: Send + Sync {
     fn send(&self, stanza: Element) -> BoxFuture<'_, Result<(), String>>;
+    /// Send bytes as they are (malformed-input cases).
+    fn send_raw(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<(), String>>;
     /// Close the stream gracefully. The executor bounds how long it waits.
     fn close(&self) -> BoxFuture<'_, ()>;
 }
 
 /// What the executor knows about the world besides the connections themselves.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct World {
     /// Roles' domains and accounts' JIDs; actors' JIDs and captures are added as the case runs.
     pub bindings: Bindings,
     /// Actor → where it connects, for messages, e.g. `ejabberd (ejabberd.lab)`.
     pub places: BTreeMap<String, String>,
-    /// Deadline for the roster request after login and for closing a stream.
+    /// Role → its server, for messages, e.g. `ejabberd (ejabberd.lab)`.
+    pub servers: BTreeMap<String, String>,
+    /// Deadline for the roster request after login, for gate checks and for closing a stream.
     pub setup_timeout: Duration,
+    /// The wait of expect-like steps that do not say (CATALOG §0.4).
+    pub default_within: Duration,
+}
+
+impl Default for World {
+    fn default() -> World {
+        World {
+            bindings: Bindings::default(),
+            places: BTreeMap::new(),
+            servers: BTreeMap::new(),
+            setup_timeout: Duration::from_secs(2),
+            default_within: LOCAL,
+        }
+    }
 }
 
 impl World {
@@ -276,22 +382,39 @@ impl World {
 /// Run a script's steps against actors reached through `connector`. The outcome's
 /// `connections` are left empty: recording connections is the connector's job.
 pub async fn execute(script: &Script, world: &World, connector: &dyn Connector) -> CaseOutcome {
-    let mut ex = Executor { script, world, connector, bindings: world.bindings.clone(), actors: BTreeMap::new() };
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let mut ex = Executor {
+        script,
+        world,
+        connector,
+        bindings: world.bindings.clone(),
+        actors: BTreeMap::new(),
+        events_tx,
+        events,
+        sessions: 0,
+    };
     let mut steps = Vec::with_capacity(script.steps.len());
     let mut stop: Option<(Verdict, String)> = None;
-    if let Err(message) = ex.start().await {
-        stop = Some((Verdict::Error, message));
+    match ex.check_gates().await {
+        Ok(None) => {}
+        Ok(Some(unsupported)) => stop = Some((Verdict::Skip, unsupported)),
+        Err(message) => stop = Some((Verdict::Error, message)),
+    }
+    if stop.is_none() {
+        if let Err(message) = ex.start().await {
+            stop = Some((Verdict::Error, message));
+        }
     }
     let mut first_warning: Option<String> = None;
     for (index, step) in script.steps.iter().enumerate() {
         if stop.is_some() {
-            steps.push(not_run(index, step));
+            steps.push(ex.not_run(index, step));
             continue;
         }
         let started = Instant::now();
         let mut result = ex.run_step(index, step).await;
         result.duration_ms = started.elapsed().as_millis() as u64;
-        let located = |m: &Option<String>| format!("line {}: {}", step.line, m.as_deref().unwrap_or("failed"));
+        let located = |m: &Option<String>| format!("{}: {}", step.location(), m.as_deref().unwrap_or("failed"));
         match result.outcome {
             StepOutcome::Fail => stop = Some((Verdict::Fail, located(&result.message))),
             StepOutcome::Error => stop = Some((Verdict::Error, located(&result.message))),
@@ -311,35 +434,28 @@ pub async fn execute(script: &Script, world: &World, connector: &dyn Connector) 
     CaseOutcome { verdict, message, steps, connections: Vec::new() }
 }
 
-fn not_run(index: usize, step: &Step) -> StepResult {
-    let mut r = step_result(index, step);
-    r.outcome = StepOutcome::NotRun;
-    r
+/// The outcome of a check that did not hold, by the level of the rule it checks (no ref: MUST).
+fn outcome_for(spec: Option<&SpecRef>) -> StepOutcome {
+    match spec.map_or(Level::MUST, |s| s.level) {
+        Level::MUST => StepOutcome::Fail,
+        Level::SHOULD => StepOutcome::Warn,
+        Level::MAY => StepOutcome::Info,
+    }
 }
 
-fn step_result(index: usize, step: &Step) -> StepResult {
-    StepResult {
-        index,
-        kind: step.kind().to_string(),
-        line: step.line,
-        description: step.description(),
-        outcome: StepOutcome::Pass,
-        duration_ms: 0,
-        spec: match &step.action {
-            Action::Expect(e) => e.spec.clone(),
-            _ => None,
-        },
-        expected: None,
-        received: Vec::new(),
-        message: None,
-    }
+/// Something received by an actor's connection, tagged with the session it came from (so
+/// late traffic of a closed session never reaches its successor).
+struct Event {
+    actor: String,
+    session: u64,
+    item: Incoming,
 }
 
 /// A connected actor.
 struct Live {
     outbox: Arc<dyn Outbox>,
-    inbox: mpsc::UnboundedReceiver<Incoming>,
     pump: JoinHandle<()>,
+    session: u64,
     /// Set once the stream has ended: `Some(reason)` or `None` for a clean close by the server.
     ended: Option<Option<String>>,
 }
@@ -351,12 +467,24 @@ struct ActorState {
     buffer: VecDeque<Element>,
 }
 
-/// How a wait for a stanza ended.
-enum Waited {
-    Found(Element),
+impl ActorState {
+    /// Why the actor cannot receive any more: its stream ended or it is not connected.
+    fn gone(&self) -> Option<Option<String>> {
+        match &self.live {
+            None => Some(Some("not connected".into())),
+            Some(live) => live.ended.clone(),
+        }
+    }
+}
+
+type Actors = BTreeMap<String, ActorState>;
+
+/// How a wait for stanzas ended.
+enum Waited<T> {
+    Found(T),
     TimedOut,
-    /// The stream ended while waiting.
-    Ended(Option<String>),
+    /// The stream of this actor ended while waiting.
+    Ended(String, Option<String>),
 }
 
 struct Executor<'a> {
@@ -364,10 +492,128 @@ struct Executor<'a> {
     world: &'a World,
     connector: &'a dyn Connector,
     bindings: Bindings,
-    actors: BTreeMap<String, ActorState>,
+    actors: Actors,
+    /// Every pump sends here; the executor sorts events into the actors' buffers.
+    events_tx: mpsc::UnboundedSender<Event>,
+    events: mpsc::UnboundedReceiver<Event>,
+    /// Sessions started so far (each gets the next number).
+    sessions: u64,
 }
 
 impl Executor<'_> {
+    fn not_run(&self, index: usize, step: &Step) -> StepResult {
+        let mut r = self.step_result(index, step);
+        r.outcome = StepOutcome::NotRun;
+        r
+    }
+
+    fn step_result(&self, index: usize, step: &Step) -> StepResult {
+        StepResult {
+            index,
+            kind: step.kind().to_string(),
+            line: step.line,
+            description: step.description_with(Some(self.world.default_within)),
+            outcome: StepOutcome::Pass,
+            duration_ms: 0,
+            spec: step.spec().cloned(),
+            expected: None,
+            received: Vec::new(),
+            message: None,
+        }
+    }
+
+    /// Check the script's gates with a throwaway login per account. `Ok(Some(why))`: unsupported.
+    async fn check_gates(&mut self) -> Result<Option<String>, String> {
+        let mut features: BTreeMap<String, Element> = BTreeMap::new();
+        let mut verdict = Ok(None);
+        for (i, gate) in self.script.gates.iter().enumerate() {
+            let name = format!("gate:{}", gate.account);
+            if !features.contains_key(&name) {
+                let decl = ActorDecl {
+                    name: name.clone(),
+                    account: gate.account.clone(),
+                    resource: Some(format!("plugfest-gate-{}", crate::run::accounts::random_tag(6))),
+                    roster: false,
+                    presence: None,
+                    connect_at_start: false,
+                };
+                match self.connector.connect(&decl).await {
+                    Ok(link) => {
+                        features.insert(name.clone(), link.features.clone());
+                        self.install(&decl, link);
+                    }
+                    Err(e) => {
+                        verdict = Err(format!("gate check: {} on {}: {e}", gate.account, self.server(&gate.role)));
+                        break;
+                    }
+                }
+            }
+            let supported = match gate.kind {
+                GateKind::StreamFeature => {
+                    features.get(&name).is_some_and(|f| f.elements().any(|c| c.ns == gate.feature))
+                }
+                GateKind::DiscoFeature => match self.disco_has(&name, gate, i).await {
+                    Ok(has) => has,
+                    Err(e) => {
+                        verdict = Err(e);
+                        break;
+                    }
+                },
+            };
+            if !supported {
+                let whose = match &gate.on {
+                    GateTarget::Account(a) => {
+                        format!(" for {}", self.bindings.accounts.get(a).map(|j| j.to_string()).unwrap_or_default())
+                    }
+                    GateTarget::Role(_) => String::new(),
+                };
+                verdict = Ok(Some(format!(
+                    "unsupported: {} does not advertise {}{whose}",
+                    self.server(&gate.role),
+                    gate.feature
+                )));
+                break;
+            }
+        }
+        for name in features.keys() {
+            self.disconnect(name).await;
+            self.actors.remove(name);
+        }
+        verdict
+    }
+
+    /// `prosody (prosody.lab)`: the server playing a role, for messages.
+    fn server(&self, role: &str) -> String {
+        self.world.servers.get(role).cloned().unwrap_or_else(|| format!("the server of {role}"))
+    }
+
+    /// Does the gate's disco#info list its feature? An error answer counts as "no".
+    async fn disco_has(&mut self, actor: &str, gate: &Gate, index: usize) -> Result<bool, String> {
+        let to = match &gate.on {
+            GateTarget::Role(role) => self.bindings.roles.get(role).cloned(),
+            GateTarget::Account(a) => self.bindings.accounts.get(a).map(|j| j.to_string()),
+        }
+        .ok_or("the gate's target is unknown (a plugfest bug)")?;
+        let id = format!("plugfest-gate-{index}");
+        let query = Element::new("iq", NS_CLIENT)
+            .with_attr("type", "get")
+            .with_attr("id", id.as_str())
+            .with_attr("to", to.as_str())
+            .with_child(Element::new("query", NS_DISCO_INFO));
+        self.send(actor, query).await?;
+        let timeout = self.world.setup_timeout;
+        match self.wait_for(actor, Instant::now() + timeout, |e| is_answer(e, &id)).await {
+            Waited::Found(answer) => Ok(answer.attr("type") == Some("result")
+                && answer.child("query", NS_DISCO_INFO).is_some_and(|q| {
+                    q.elements().any(|f| f.name == "feature" && f.attr("var") == Some(gate.feature.as_str()))
+                })),
+            Waited::TimedOut => {
+                Err(format!("gate check: disco#info to {to} got no answer within {}", fmt_duration(timeout)))
+            }
+            Waited::Ended(_, why) => Err(format!("gate check: {} during disco#info to {to}", ended_text(&why))),
+        }
+    }
+
     /// Log in every actor that connects at start (in parallel), then set each up in declared order.
     async fn start(&mut self) -> Result<(), String> {
         let starting: Vec<&ActorDecl> = self.script.actors.iter().filter(|a| a.connect_at_start).collect();
@@ -390,11 +636,19 @@ impl Executor<'_> {
 
     fn install(&mut self, decl: &ActorDecl, link: Link) {
         self.bindings.actors.insert(decl.name.clone(), link.jid.clone());
-        let (tx, inbox) = mpsc::unbounded_channel();
-        let pump = tokio::spawn(pump(link.incoming, link.outbox.clone(), link.jid, tx));
+        self.sessions += 1;
+        let session = self.sessions;
+        let pump = tokio::spawn(pump(
+            link.incoming,
+            link.outbox.clone(),
+            link.jid,
+            decl.name.clone(),
+            session,
+            self.events_tx.clone(),
+        ));
         let state = self.actors.entry(decl.name.clone()).or_default();
         state.buffer.clear();
-        state.live = Some(Live { outbox: link.outbox, inbox, pump, ended: None });
+        state.live = Some(Live { outbox: link.outbox, pump, session, ended: None });
     }
 
     /// After login: the roster request (which makes the resource "interested") and the
@@ -406,20 +660,15 @@ impl Executor<'_> {
             let get = Element::new("iq", NS_CLIENT)
                 .with_attr("type", "get")
                 .with_attr("id", id.as_str())
-                .with_child(Element::new("query", "jabber:iq:roster"));
+                .with_child(Element::new("query", NS_ROSTER));
             self.send(&decl.name, get).await?;
-            let is_answer = |e: &Element| {
-                e.is("iq", NS_CLIENT) && e.attr("id") == Some(id.as_str()) && e.attr("type") != Some("get")
-            };
-            let answer = match self.wait_for(&decl.name, self.world.setup_timeout, is_answer).await {
+            let timeout = self.world.setup_timeout;
+            let answer = match self.wait_for(&decl.name, Instant::now() + timeout, |e| is_answer(e, &id)).await {
                 Waited::Found(e) => e,
                 Waited::TimedOut => {
-                    return Err(format!(
-                        "{who}: the roster request got no answer within {}",
-                        fmt_duration(self.world.setup_timeout)
-                    ))
+                    return Err(format!("{who}: the roster request got no answer within {}", fmt_duration(timeout)))
                 }
-                Waited::Ended(why) => return Err(format!("{who}: {} during the roster request", ended_text(&why))),
+                Waited::Ended(_, why) => return Err(format!("{who}: {} during the roster request", ended_text(&why))),
             };
             if answer.attr("type") != Some("result") {
                 return Err(format!("{who}: the roster request failed: {}", answer.to_xml_in(NS_CLIENT)));
@@ -433,98 +682,133 @@ impl Executor<'_> {
     }
 
     /// Substitute the template's variables and parse the result.
-    fn build(&self, template: &crate::scenario::Template) -> Result<Element, String> {
+    fn build(&self, template: &Template) -> Result<Element, String> {
         let text = template.render(&self.bindings)?;
         crate::scenario::parse_stanza(&text).map_err(|(_, e)| format!("the XML does not parse: {e}"))
     }
 
-    async fn send(&mut self, actor: &str, stanza: Element) -> Result<(), String> {
+    /// Substitute a pattern's variables and parse it; returns its text (for reports) too.
+    fn pattern(&self, template: &Template) -> Result<(String, Element), String> {
+        let text = template.render(&self.bindings).map_err(|e| format!("cannot build the expected stanza: {e}"))?;
+        let el = crate::scenario::parse_pattern(&text)
+            .map_err(|(_, e)| format!("the expected stanza does not parse after substitution: {e}"))?;
+        Ok((text.trim().to_string(), el))
+    }
+
+    fn outbox(&mut self, actor: &str) -> Result<Arc<dyn Outbox>, String> {
         let who = self.world.who(actor);
-        self.collect(actor);
-        let state = self.actors.get(actor);
-        let Some(live) = state.and_then(|s| s.live.as_ref()) else {
+        self.drain();
+        let Some(live) = self.actors.get(actor).and_then(|s| s.live.as_ref()) else {
             return Err(format!("{who} is not connected"));
         };
         if let Some(why) = &live.ended {
             return Err(format!("{who}: cannot send, {}", ended_text(why)));
         }
-        let outbox = live.outbox.clone();
-        outbox.send(stanza).await.map_err(|e| format!("{who}: sending failed: {e}"))
+        Ok(live.outbox.clone())
     }
 
-    /// Move everything already in the actor's inbox into its buffer.
-    fn collect(&mut self, actor: &str) {
-        let Some(state) = self.actors.get_mut(actor) else { return };
-        let Some(live) = state.live.as_mut() else { return };
-        while let Ok(item) = live.inbox.try_recv() {
-            match item {
-                Incoming::Stanza(e) => state.buffer.push_back(e),
-                Incoming::Closed { error } => live.ended = Some(error),
-            }
+    async fn send(&mut self, actor: &str, stanza: Element) -> Result<(), String> {
+        let outbox = self.outbox(actor)?;
+        outbox.send(stanza).await.map_err(|e| format!("{}: sending failed: {e}", self.world.who(actor)))
+    }
+
+    async fn send_raw(&mut self, actor: &str, bytes: Vec<u8>) -> Result<(), String> {
+        let outbox = self.outbox(actor)?;
+        outbox.send_raw(bytes).await.map_err(|e| format!("{}: sending failed: {e}", self.world.who(actor)))
+    }
+
+    /// Sort one event into its actor's buffer (or drop it: its session is over).
+    fn absorb(&mut self, event: Event) {
+        let Some(state) = self.actors.get_mut(&event.actor) else { return };
+        let Some(live) = state.live.as_mut().filter(|l| l.session == event.session) else { return };
+        match event.item {
+            Incoming::Stanza(e) => state.buffer.push_back(e),
+            Incoming::Closed { error } => live.ended = Some(error),
         }
     }
 
-    /// Take the first stanza (buffered or new) that `wanted` accepts, waiting at most `within`.
-    async fn wait_for(&mut self, actor: &str, within: Duration, mut wanted: impl FnMut(&Element) -> bool) -> Waited {
-        self.collect(actor);
-        let Some(state) = self.actors.get_mut(actor) else { return Waited::Ended(Some("not connected".into())) };
-        if let Some(i) = state.buffer.iter().position(&mut wanted) {
-            if let Some(e) = state.buffer.remove(i) {
-                return Waited::Found(e);
-            }
+    /// Sort everything that has already arrived.
+    fn drain(&mut self) {
+        while let Ok(event) = self.events.try_recv() {
+            self.absorb(event);
         }
-        let Some(live) = state.live.as_mut() else { return Waited::Ended(Some("not connected".into())) };
-        if let Some(why) = &live.ended {
-            return Waited::Ended(why.clone());
-        }
-        let deadline = tokio::time::Instant::now() + within;
+    }
+
+    /// Wait until `check` finds what it looks for in the actors' buffers, at most until `deadline`.
+    /// `check` runs on what is there first, then after each arrival, and once more at the deadline.
+    async fn wait_until<T>(&mut self, deadline: Instant, mut check: impl FnMut(&mut Actors) -> Option<T>) -> Option<T> {
         loop {
-            match tokio::time::timeout_at(deadline, live.inbox.recv()).await {
-                Err(_) => return Waited::TimedOut,
-                Ok(Some(Incoming::Stanza(e))) => {
-                    if wanted(&e) {
-                        return Waited::Found(e);
-                    }
-                    state.buffer.push_back(e);
-                }
-                Ok(Some(Incoming::Closed { error })) => {
-                    live.ended = Some(error.clone());
-                    return Waited::Ended(error);
-                }
-                Ok(None) => {
-                    let why = Some("the connection ended".to_string());
-                    live.ended = Some(why.clone());
-                    return Waited::Ended(why);
+            self.drain();
+            if let Some(found) = check(&mut self.actors) {
+                return Some(found);
+            }
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(event)) => self.absorb(event),
+                // The channel cannot close (the executor holds a sender); the deadline passed.
+                Ok(None) | Err(_) => {
+                    self.drain();
+                    return check(&mut self.actors);
                 }
             }
         }
+    }
+
+    /// Take the first stanza (buffered or new) of `actor` that `wanted` accepts.
+    async fn wait_for(&mut self, actor: &str, deadline: Instant, wanted: impl Fn(&Element) -> bool) -> Waited<Element> {
+        let found = self
+            .wait_until(deadline, |actors| {
+                let state = actors.get_mut(actor)?;
+                if let Some(i) = state.buffer.iter().position(&wanted) {
+                    return state.buffer.remove(i).map(Waited::Found);
+                }
+                state.gone().map(|why| Waited::Ended(actor.to_string(), why))
+            })
+            .await;
+        found.unwrap_or(Waited::TimedOut)
     }
 
     /// A stream the server ended since we last looked: the case cannot go on as written.
-    fn check_streams(&mut self) -> Result<(), String> {
-        let names: Vec<String> = self.actors.keys().cloned().collect();
-        for name in names {
-            self.collect(&name);
-            if let Some(Live { ended: Some(why), .. }) = self.actors.get(&name).and_then(|s| s.live.as_ref()) {
-                return Err(format!("{}: {}", self.world.who(&name), ended_text(why)));
+    /// `expecting_close` is the actor whose close the step checks.
+    fn check_streams(&mut self, expecting_close: Option<&str>) -> Result<(), String> {
+        self.drain();
+        for (name, state) in &self.actors {
+            if Some(name.as_str()) == expecting_close {
+                continue;
+            }
+            if let Some(Live { ended: Some(why), .. }) = &state.live {
+                return Err(format!("{}: {}", self.world.who(name), ended_text(why)));
             }
         }
         Ok(())
     }
 
     async fn run_step(&mut self, index: usize, step: &Step) -> StepResult {
-        let mut result = step_result(index, step);
-        if let Err(message) = self.check_streams() {
+        let mut result = self.step_result(index, step);
+        let closing = match &step.action {
+            Action::ExpectClosed(e) => Some(e.actor.as_str()),
+            _ => None,
+        };
+        if let Err(message) = self.check_streams(closing) {
             result.outcome = StepOutcome::Error;
             result.message = Some(message);
             return result;
         }
+        let default = self.world.default_within;
         let done = match &step.action {
             Action::Send { actor, xml } => match self.build(xml) {
                 Ok(el) => self.send(actor, el).await,
                 Err(e) => Err(format!("{}: cannot build the stanza to send: {e}", self.world.who(actor))),
             },
-            Action::Expect(expect) => return self.expect(expect, result).await,
+            Action::SendRaw { actor, data } => match data.render_raw(&self.bindings) {
+                Ok(text) => self.send_raw(actor, text.into_bytes()).await,
+                Err(e) => Err(format!("{}: cannot build the data to send: {e}", self.world.who(actor))),
+            },
+            Action::Expect(expect) => return self.expect(expect, expect.within.or(default), result).await,
+            Action::ExpectNone(e) => return self.expect_none(index, e, e.within.or(default), result).await,
+            Action::ExpectUnordered(e) => return self.expect_unordered(e, e.within.or(default), result).await,
+            Action::ExpectSequence(e) => return self.expect_sequence(e, e.within.or(default), result).await,
+            Action::Iq(iq) => return self.iq(index, iq, iq.within.or(default), result).await,
+            Action::ExpectClosed(e) => return self.expect_closed(e, e.within.or(default), result).await,
             Action::Connect { actor } => self.connect(actor).await,
             Action::Disconnect { actor } => {
                 self.disconnect(actor).await;
@@ -538,71 +822,380 @@ impl Executor<'_> {
         result
     }
 
-    async fn expect(&mut self, expect: &Expect, mut result: StepResult) -> StepResult {
-        let who = self.world.who(&expect.actor);
-        let text = match expect.pattern.render(&self.bindings) {
-            Ok(t) => t,
-            Err(e) => {
-                result.outcome = StepOutcome::Error;
-                result.message = Some(format!("cannot build the expected stanza: {e}"));
-                return result;
-            }
-        };
-        result.expected = Some(text.trim().to_string());
-        let pattern = match crate::scenario::parse_stanza(&text) {
+    /// The stanzas an actor has received and nobody matched, serialised.
+    fn unmatched(&self, actor: &str) -> Vec<Element> {
+        self.actors.get(actor).map(|s| s.buffer.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    async fn expect(&mut self, expect: &Expect, within: Duration, mut result: StepResult) -> StepResult {
+        let (text, pattern) = match self.pattern(&expect.pattern) {
             Ok(p) => p,
-            Err((_, e)) => {
-                result.outcome = StepOutcome::Error;
-                result.message = Some(format!("the expected stanza does not parse after substitution: {e}"));
-                return result;
-            }
+            Err(e) => return error(result, e),
         };
+        result.expected = Some(text);
         let captures = self.bindings.captures.clone();
-        let mut matched: Option<Captures> = None;
+        let actor = expect.actor.as_str();
         let waited = self
-            .wait_for(&expect.actor, expect.within, |e| match match_element(&pattern, e, &captures) {
-                Ok(c) => {
-                    matched = Some(c);
-                    true
+            .wait_until(Instant::now() + within, |actors| {
+                let state = actors.get_mut(actor)?;
+                for (i, e) in state.buffer.iter().enumerate() {
+                    if let Ok(c) = match_element(&pattern, e, &captures) {
+                        return state.buffer.remove(i).map(|e| Waited::Found((e, c)));
+                    }
                 }
-                Err(_) => false,
+                state.gone().map(|why| Waited::Ended(actor.to_string(), why))
             })
-            .await;
-        let unmatched: Vec<Element> =
-            self.actors.get(&expect.actor).map(|s| s.buffer.iter().cloned().collect()).unwrap_or_default();
+            .await
+            .unwrap_or(Waited::TimedOut);
         match waited {
-            Waited::Found(stanza) => {
-                if let Some(c) = matched {
-                    self.bindings.captures = c;
-                }
+            Waited::Found((stanza, captures)) => {
+                self.bindings.captures = captures;
                 result.received = vec![stanza.to_xml_in(NS_CLIENT)];
+                result
             }
-            Waited::Ended(why) => {
-                result.outcome = StepOutcome::Error;
-                result.received = unmatched.iter().map(|e| e.to_xml_in(NS_CLIENT)).collect();
-                result.message = Some(format!("{who}: {} while waiting for this stanza", ended_text(&why)));
-            }
+            Waited::Ended(_, why) => self.ended_while_waiting(actor, &why, result),
             Waited::TimedOut => {
-                let level = expect.spec.as_ref().map_or(Level::MUST, |s| s.level);
-                result.outcome = match level {
-                    Level::MUST => StepOutcome::Fail,
-                    Level::SHOULD => StepOutcome::Warn,
-                    Level::MAY => StepOutcome::Info,
-                };
+                let unmatched = self.unmatched(actor);
                 let mut message = format!(
-                    "{} received nothing matching within {} ({})",
-                    expect.actor,
-                    fmt_duration(expect.within),
+                    "{actor} received nothing matching within {} ({})",
+                    fmt_duration(within),
                     others(unmatched.len())
                 );
-                if let Some((stanza, why)) = closest(&pattern, &unmatched, &self.bindings.captures) {
-                    message.push_str(&format!("; closest: {} differs: {}", start_tag(stanza), why.reason));
-                }
-                result.received = unmatched.iter().map(|e| e.to_xml_in(NS_CLIENT)).collect();
-                result.message = Some(message);
+                message.push_str(&self.closest_text(&pattern, &unmatched));
+                result.received = serialise(&unmatched);
+                failed(result, expect.spec.as_ref(), message)
             }
         }
+    }
+
+    /// `; closest: <message …> differs: …` when some stanza came close to the pattern.
+    fn closest_text(&self, pattern: &Element, candidates: &[Element]) -> String {
+        match closest(pattern, candidates, &self.bindings.captures) {
+            Some((stanza, why)) => format!("; closest: {} differs: {}", start_tag(stanza), why.reason),
+            None => String::new(),
+        }
+    }
+
+    fn ended_while_waiting(&self, actor: &str, why: &Option<String>, mut result: StepResult) -> StepResult {
+        result.received = serialise(&self.unmatched(actor));
+        let who = self.world.who(actor);
+        error(result, format!("{who}: {} while waiting for this", ended_text(why)))
+    }
+
+    /// Nothing matching reaches the actors before their barriers (CATALOG §0.4).
+    async fn expect_none(
+        &mut self,
+        index: usize,
+        e: &ExpectNone,
+        within: Duration,
+        mut result: StepResult,
+    ) -> StepResult {
+        let pattern = match &e.pattern {
+            None => None,
+            Some(t) => match self.pattern(t) {
+                Ok((text, p)) => {
+                    result.expected = Some(format!("none of {text}"));
+                    Some(p)
+                }
+                Err(msg) => return error(result, msg),
+            },
+        };
+        // Send the barriers: each expecting actor gets its own.
+        let tag = crate::run::accounts::random_tag(6);
+        let mut barriers: Vec<(String, String)> = Vec::new();
+        for (k, actor) in e.actors.iter().enumerate() {
+            let id = format!("plugfest-barrier-{index}-{k}-{tag}");
+            let sent = match &e.barrier {
+                Barrier::Marker { from } => match self.bindings.actors.get(actor).cloned() {
+                    Some(to) => {
+                        let marker = Element::new("message", NS_CLIENT)
+                            .with_attr("type", "normal")
+                            .with_attr("to", to.to_string())
+                            .with_attr("id", id.as_str())
+                            .with_child(Element::new("body", NS_CLIENT).with_text(format!("plugfest barrier {id}")));
+                        self.send(from, marker).await
+                    }
+                    None => Err(format!("{actor} has no JID yet (a plugfest bug)")),
+                },
+                Barrier::Ping => {
+                    let ping = Element::new("iq", NS_CLIENT)
+                        .with_attr("type", "get")
+                        .with_attr("id", id.as_str())
+                        .with_child(Element::new("ping", NS_PING));
+                    self.send(actor, ping).await
+                }
+            };
+            if let Err(message) = sent {
+                return error(result, format!("cannot send the barrier: {message}"));
+            }
+            barriers.push((actor.clone(), id));
+        }
+        let is_barrier =
+            |e: &Element, id: &str| e.attr("id") == Some(id) && (e.is("message", NS_CLIENT) || is_answer(e, id));
+        // Wait for every barrier to arrive (or a stream to end).
+        let ended = self
+            .wait_until(Instant::now() + within, |actors| {
+                let mut all = true;
+                for (actor, id) in &barriers {
+                    let state = actors.get(actor)?;
+                    if !state.buffer.iter().any(|e| is_barrier(e, id)) {
+                        if let Some(why) = state.gone() {
+                            return Some(Some((actor.clone(), why)));
+                        }
+                        all = false;
+                    }
+                }
+                all.then_some(None)
+            })
+            .await;
+        // Whatever matches before each barrier (or in the whole buffer when it did not come) is a violation.
+        let mut violations: Vec<(String, Element)> = Vec::new();
+        let mut missing: Vec<String> = Vec::new();
+        for (actor, id) in &barriers {
+            let own = self.bindings.actors.get(actor).map(|j| j.bare().to_string()).unwrap_or_default();
+            let Some(state) = self.actors.get_mut(actor) else { continue };
+            let at = state.buffer.iter().position(|e| is_barrier(e, id));
+            let before = at.unwrap_or(state.buffer.len());
+            for stanza in state.buffer.iter().take(before) {
+                let hit = match &pattern {
+                    Some(p) => match_element(p, stanza, &self.bindings.captures).is_ok(),
+                    None => !is_ignorable(stanza, &own),
+                };
+                if hit {
+                    violations.push((actor.clone(), stanza.clone()));
+                }
+            }
+            match at {
+                Some(i) => {
+                    state.buffer.remove(i);
+                }
+                None => missing.push(actor.clone()),
+            }
+        }
+        result.received = violations.iter().map(|(_, e)| e.to_xml_in(NS_CLIENT)).collect();
+        if let Some((actor, stanza)) = violations.first() {
+            let more = match violations.len() {
+                1 => String::new(),
+                n => format!(" (and {} more)", n - 1),
+            };
+            let barrier = barrier_text(&e.barrier);
+            let message = format!("{actor} received {}{more} before {barrier}", start_tag(stanza));
+            return failed(result, e.spec.as_ref(), message);
+        }
+        if let Some(Some((actor, why))) = ended {
+            return self.ended_while_waiting(&actor, &why, result);
+        }
+        if !missing.is_empty() {
+            let message = format!(
+                "{} did not arrive at {} within {}: whether anything else would have cannot be told",
+                barrier_text(&e.barrier),
+                missing.join(", "),
+                fmt_duration(within)
+            );
+            return error(result, message);
+        }
         result
+    }
+
+    /// Every item matches a distinct stanza of its actor, in any order.
+    async fn expect_unordered(&mut self, e: &ExpectMany, within: Duration, mut result: StepResult) -> StepResult {
+        let mut items: Vec<(&str, Element)> = Vec::new();
+        let mut texts = Vec::new();
+        for item in &e.items {
+            match self.pattern(&item.pattern) {
+                Ok((text, p)) => {
+                    texts.push(format!("{}: {text}", item.actor));
+                    items.push((item.actor.as_str(), p));
+                }
+                Err(msg) => return error(result, msg),
+            }
+        }
+        result.expected = Some(texts.join("\n"));
+        let captures = self.bindings.captures.clone();
+        let waited = self
+            .wait_until(Instant::now() + within, |actors| {
+                let mut picks = Vec::new();
+                let mut budget = ASSIGN_BUDGET;
+                if let Some(caps) = assign_items(&items, actors, &mut picks, captures.clone(), &mut budget) {
+                    return Some(Waited::Found((take(actors, &picks), caps)));
+                }
+                items
+                    .iter()
+                    .find_map(|(actor, _)| actors.get(*actor)?.gone().map(|why| Waited::Ended(actor.to_string(), why)))
+            })
+            .await
+            .unwrap_or(Waited::TimedOut);
+        match waited {
+            Waited::Found((stanzas, captures)) => {
+                self.bindings.captures = captures;
+                result.received = serialise(&stanzas);
+                result
+            }
+            Waited::Ended(actor, why) => self.ended_while_waiting(&actor, &why, result),
+            Waited::TimedOut => {
+                let mut all_unmatched = Vec::new();
+                let mut message = None;
+                for (k, (actor, pattern)) in items.iter().enumerate() {
+                    let unmatched = self.unmatched(actor);
+                    let any = unmatched.iter().any(|s| match_element(pattern, s, &self.bindings.captures).is_ok());
+                    if !any && message.is_none() {
+                        message = Some(format!(
+                            "{actor} received nothing matching item {} within {}{}",
+                            k + 1,
+                            fmt_duration(within),
+                            self.closest_text(pattern, &unmatched)
+                        ));
+                    }
+                    all_unmatched.extend(unmatched);
+                }
+                let message = message.unwrap_or_else(|| {
+                    format!(
+                        "every item matches something, but no stanza may serve two items and that is what it would take (within {})",
+                        fmt_duration(within)
+                    )
+                });
+                result.received = serialise(&all_unmatched);
+                failed(result, e.spec.as_ref(), message)
+            }
+        }
+    }
+
+    /// The items arrive at one actor in this order (other stanzas may come in between).
+    async fn expect_sequence(&mut self, e: &ExpectMany, within: Duration, mut result: StepResult) -> StepResult {
+        let Some(actor) = e.items.first().map(|i| i.actor.clone()) else { return result };
+        let mut patterns = Vec::new();
+        let mut texts = Vec::new();
+        for item in &e.items {
+            match self.pattern(&item.pattern) {
+                Ok((text, p)) => {
+                    texts.push(text);
+                    patterns.push(p);
+                }
+                Err(msg) => return error(result, msg),
+            }
+        }
+        result.expected = Some(texts.join("\n"));
+        let captures = self.bindings.captures.clone();
+        let waited = self
+            .wait_until(Instant::now() + within, |actors| {
+                let state = actors.get_mut(actor.as_str())?;
+                let (picks, caps) = in_order(&patterns, &state.buffer, &captures);
+                if picks.len() == patterns.len() {
+                    let picked: Vec<(String, usize)> = picks.iter().map(|i| (actor.clone(), *i)).collect();
+                    return Some(Waited::Found((take(actors, &picked), caps)));
+                }
+                state.gone().map(|why| Waited::Ended(actor.clone(), why))
+            })
+            .await
+            .unwrap_or(Waited::TimedOut);
+        match waited {
+            Waited::Found((stanzas, captures)) => {
+                self.bindings.captures = captures;
+                result.received = serialise(&stanzas);
+                result
+            }
+            Waited::Ended(actor, why) => self.ended_while_waiting(&actor, &why, result),
+            Waited::TimedOut => {
+                let unmatched = self.unmatched(&actor);
+                let (picks, caps) = in_order(&patterns, &unmatched, &self.bindings.captures);
+                let k = picks.len();
+                let pattern = &patterns[k];
+                let earlier = picks
+                    .last()
+                    .and_then(|last| unmatched[..*last].iter().find(|s| match_element(pattern, s, &caps).is_ok()));
+                let message = match earlier {
+                    Some(s) => format!(
+                        "{actor} received item {} ({}) before item {}: the order is wrong",
+                        k + 1,
+                        start_tag(s),
+                        k
+                    ),
+                    None => format!(
+                        "{actor} received {} of {} items in order within {}; nothing matching item {}{}",
+                        k,
+                        patterns.len(),
+                        fmt_duration(within),
+                        k + 1,
+                        self.closest_text(pattern, &unmatched)
+                    ),
+                };
+                result.received = serialise(&unmatched);
+                failed(result, e.spec.as_ref(), message)
+            }
+        }
+    }
+
+    /// Send the request, then check the answer with its id.
+    async fn iq(&mut self, index: usize, iq: &IqStep, within: Duration, mut result: StepResult) -> StepResult {
+        let who = self.world.who(&iq.actor);
+        let mut request = match self.build(&iq.request) {
+            Ok(r) => r,
+            Err(e) => return error(result, format!("{who}: cannot build the request: {e}")),
+        };
+        let id = match request.attr("id") {
+            Some(id) => id.to_string(),
+            None => {
+                let id = format!("plugfest-iq-{index}");
+                request.set_attr("id", id.as_str());
+                id
+            }
+        };
+        let (text, pattern) = match self.pattern(&iq.expect) {
+            Ok(p) => p,
+            Err(e) => return error(result, e),
+        };
+        result.expected = Some(text);
+        if let Err(e) = self.send(&iq.actor, request).await {
+            return error(result, e);
+        }
+        match self.wait_for(&iq.actor, Instant::now() + within, |e| is_answer(e, &id)).await {
+            Waited::Found(answer) => {
+                result.received = vec![answer.to_xml_in(NS_CLIENT)];
+                match match_element(&pattern, &answer, &self.bindings.captures) {
+                    Ok(captures) => {
+                        self.bindings.captures = captures;
+                        result
+                    }
+                    Err(why) => {
+                        let message = format!("the answer {} differs: {}", start_tag(&answer), why.reason);
+                        failed(result, iq.spec.as_ref(), message)
+                    }
+                }
+            }
+            Waited::Ended(actor, why) => self.ended_while_waiting(&actor, &why, result),
+            Waited::TimedOut => {
+                result.received = serialise(&self.unmatched(&iq.actor));
+                let message = format!("{} got no answer to id '{id}' within {}", iq.actor, fmt_duration(within));
+                failed(result, iq.spec.as_ref(), message)
+            }
+        }
+    }
+
+    /// The server closes the actor's stream; the actor is disconnected afterwards whatever happened.
+    async fn expect_closed(&mut self, e: &ExpectClosed, within: Duration, mut result: StepResult) -> StepResult {
+        let actor = e.actor.as_str();
+        result.expected = Some(match &e.error {
+            Some(c) => format!("<stream:error><{c} xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"),
+            None => "</stream:stream>".to_string(),
+        });
+        let closed = self.wait_until(Instant::now() + within, |actors| actors.get(actor).and_then(|s| s.gone())).await;
+        let unmatched = self.unmatched(actor);
+        let condition = unmatched
+            .iter()
+            .find(|s| s.is("error", NS_STREAM))
+            .and_then(|s| s.elements().find(|c| c.name != "text").map(|c| c.name.clone()));
+        result.received = serialise(&unmatched);
+        self.disconnect(actor).await;
+        let message = match (closed, &e.error, &condition) {
+            (None, _, _) => format!("the server did not close {actor}'s stream within {}", fmt_duration(within)),
+            (Some(_), None, _) => return result,
+            (Some(_), Some(want), Some(got)) if want == got => return result,
+            (Some(_), Some(want), Some(got)) => format!("{actor}'s stream was closed with {got}, not {want}"),
+            (Some(why), Some(want), None) => {
+                format!("{actor}'s stream ended without a stream error ({}), not with {want}", ended_text(&why))
+            }
+        };
+        failed(result, e.spec.as_ref(), message)
     }
 
     async fn connect(&mut self, actor: &str) -> Result<(), String> {
@@ -628,6 +1221,124 @@ impl Executor<'_> {
     }
 }
 
+/// Most assignments `expect_unordered` tries before giving up on one arrival.
+const ASSIGN_BUDGET: usize = 100_000;
+
+/// Pick a distinct buffered stanza for each item (backtracking, items in order so captures flow
+/// from one item to the next). `picks` gets (actor, buffer index) per item.
+fn assign_items(
+    items: &[(&str, Element)],
+    actors: &Actors,
+    picks: &mut Vec<(String, usize)>,
+    captures: Captures,
+    budget: &mut usize,
+) -> Option<Captures> {
+    let Some(((actor, pattern), rest)) = items.split_first() else { return Some(captures) };
+    let buffer = &actors.get(*actor)?.buffer;
+    for (i, stanza) in buffer.iter().enumerate() {
+        if *budget == 0 {
+            return None;
+        }
+        *budget -= 1;
+        if picks.iter().any(|(a, j)| a == actor && *j == i) {
+            continue;
+        }
+        if let Ok(caps) = match_element(pattern, stanza, &captures) {
+            picks.push((actor.to_string(), i));
+            if let Some(done) = assign_items(rest, actors, picks, caps, budget) {
+                return Some(done);
+            }
+            picks.pop();
+        }
+    }
+    None
+}
+
+/// The earliest stanzas matching the patterns in order: their indices (as many as could be
+/// found) and the captures so far.
+fn in_order<'a>(
+    patterns: &[Element],
+    stanzas: impl IntoIterator<Item = &'a Element>,
+    captures: &Captures,
+) -> (Vec<usize>, Captures) {
+    let stanzas: Vec<&Element> = stanzas.into_iter().collect();
+    let mut picks = Vec::new();
+    let mut caps = captures.clone();
+    let mut from = 0;
+    for pattern in patterns {
+        let found = stanzas
+            .iter()
+            .enumerate()
+            .skip(from)
+            .find_map(|(i, s)| match_element(pattern, s, &caps).ok().map(|c| (i, c)));
+        let Some((i, c)) = found else { break };
+        picks.push(i);
+        caps = c;
+        from = i + 1;
+    }
+    (picks, caps)
+}
+
+/// Remove the picked stanzas from their buffers; returns them in pick order.
+fn take(actors: &mut Actors, picks: &[(String, usize)]) -> Vec<Element> {
+    let taken: Vec<Element> =
+        picks.iter().filter_map(|(a, i)| actors.get(a).and_then(|s| s.buffer.get(*i)).cloned()).collect();
+    let mut by_actor: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (a, i) in picks {
+        by_actor.entry(a).or_default().push(*i);
+    }
+    for (a, mut indices) in by_actor {
+        indices.sort_unstable_by(|x, y| y.cmp(x));
+        if let Some(state) = actors.get_mut(a) {
+            for i in indices {
+                state.buffer.remove(i);
+            }
+        }
+    }
+    taken
+}
+
+/// Is `e` the answer (result or error) to the IQ request `id`?
+fn is_answer(e: &Element, id: &str) -> bool {
+    e.is("iq", NS_CLIENT) && e.attr("id") == Some(id) && matches!(e.attr("type"), Some("result" | "error"))
+}
+
+/// Traffic an `expect_none` without a pattern does not count (CATALOG §0.4 "always ignorable"):
+/// presence of the actor's own account, the unavailable presence acknowledging a subscription
+/// request, and carbon copies.
+fn is_ignorable(e: &Element, own_bare: &str) -> bool {
+    let from = e.attr("from").and_then(|f| Jid::parse(f).ok());
+    if e.is("presence", NS_CLIENT) {
+        let own = from.as_ref().is_some_and(|j| j.bare().to_string() == own_bare);
+        let ack = e.attr("type") == Some("unavailable") && from.as_ref().is_some_and(|j| j.is_bare());
+        return own || ack;
+    }
+    e.is("message", NS_CLIENT) && e.elements().any(|c| c.ns == NS_CARBONS)
+}
+
+fn barrier_text(b: &Barrier) -> String {
+    match b {
+        Barrier::Marker { from } => format!("the marker from {from}"),
+        Barrier::Ping => "the answer to its ping".to_string(),
+    }
+}
+
+fn serialise(stanzas: &[Element]) -> Vec<String> {
+    stanzas.iter().map(|e| e.to_xml_in(NS_CLIENT)).collect()
+}
+
+fn error(mut result: StepResult, message: String) -> StepResult {
+    result.outcome = StepOutcome::Error;
+    result.message = Some(message);
+    result
+}
+
+fn failed(mut result: StepResult, spec: Option<&SpecRef>, message: String) -> StepResult {
+    result.outcome = outcome_for(spec);
+    result.message = Some(message);
+    result
+}
+
 async fn close_live(live: Live, timeout: Duration) {
     live.pump.abort();
     // The close is graceful when the server plays along; it never holds the case up for long.
@@ -650,13 +1361,17 @@ fn others(n: usize) -> String {
     }
 }
 
-/// Forward an actor's incoming stanzas to the executor, answering the server's pings on the way.
+/// Forward an actor's incoming stanzas to the executor, answering the server's pings on the
+/// way and acknowledging roster pushes.
 async fn pump(
     mut incoming: mpsc::UnboundedReceiver<Incoming>,
     outbox: Arc<dyn Outbox>,
     own: Jid,
-    inbox: mpsc::UnboundedSender<Incoming>,
+    actor: String,
+    session: u64,
+    events: mpsc::UnboundedSender<Event>,
 ) {
+    let forward = |item: Incoming| events.send(Event { actor: actor.clone(), session, item }).is_ok();
     while let Some(item) = incoming.recv().await {
         if let Incoming::Stanza(e) = &item {
             if let Some(reply) = ping_reply(e, &own) {
@@ -664,19 +1379,40 @@ async fn pump(
                 let _ = outbox.send(reply).await;
                 continue;
             }
+            if let Some(ack) = roster_push_ack(e, &own) {
+                let _ = outbox.send(ack).await;
+            }
         }
         let last = matches!(item, Incoming::Closed { .. });
-        if inbox.send(item).is_err() || last {
+        if !forward(item) || last {
             return;
         }
     }
-    let _ = inbox.send(Incoming::Closed { error: Some("the connection ended".into()) });
+    forward(Incoming::Closed { error: Some("the connection ended".into()) });
+}
+
+/// The acknowledgement of a roster push (RFC 6121 §2.1.6: "the client MUST reply with an IQ of
+/// type result"). Only genuine pushes: from the account itself or without `from` (a push from
+/// elsewhere is to be ignored, §2.1.6).
+fn roster_push_ack(e: &Element, own: &Jid) -> Option<Element> {
+    if !e.is("iq", NS_CLIENT) || e.attr("type") != Some("set") || e.child("query", NS_ROSTER).is_none() {
+        return None;
+    }
+    let from = e.attr("from");
+    if from.is_some_and(|f| Jid::parse(f).map_or(true, |j| j != own.bare())) {
+        return None;
+    }
+    let mut ack = Element::new("iq", NS_CLIENT).with_attr("type", "result").with_attr("id", e.attr("id")?);
+    if let Some(from) = from {
+        ack.set_attr("to", from);
+    }
+    Some(ack)
 }
 
 /// The result for an XEP-0199 ping from the actor's own server (not from other entities:
 /// pings between users are test traffic).
 fn ping_reply(e: &Element, own: &Jid) -> Option<Element> {
-    if !e.is("iq", NS_CLIENT) || e.attr("type") != Some("get") || e.child("ping", "urn:xmpp:ping").is_none() {
+    if !e.is("iq", NS_CLIENT) || e.attr("type") != Some("get") || e.child("ping", NS_PING).is_none() {
         return None;
     }
     let from_server = match e.attr("from") {
@@ -719,6 +1455,10 @@ mod tests {
         roster_error: bool,
         /// Called for every stanza an actor sends, after routing.
         extra: Option<Extra>,
+        /// Stream features offered after authentication (their namespaces).
+        stream_features: Vec<String>,
+        /// Features listed in disco#info of any domain or account.
+        disco: Vec<String>,
         state: Arc<Mutex<NetState>>,
     }
 
@@ -730,6 +1470,10 @@ mod tests {
         sent: Vec<(String, Element)>,
         connects: Vec<String>,
         closes: Vec<String>,
+        /// Every `send_raw`: (actor, bytes as text).
+        raw: Vec<(String, String)>,
+        /// Lose the barriers' marker messages.
+        drop_markers: bool,
     }
 
     impl NetState {
@@ -748,6 +1492,9 @@ mod tests {
         fn route(&self, from_actor: &str, e: &Element) {
             let Some((from, _)) = self.live.get(from_actor) else { return };
             let Some(to) = e.attr("to").and_then(|t| Jid::parse(t).ok()) else { return };
+            if self.drop_markers && e.attr("id").is_some_and(|id| id.starts_with("plugfest-barrier")) {
+                return;
+            }
             let mut stamped = e.clone();
             stamped.set_attr("from", from.to_string());
             for (name, (jid, _)) in &self.live {
@@ -766,7 +1513,33 @@ mod tests {
         actor: String,
         roster_error: bool,
         extra: Option<Extra>,
+        disco: Vec<String>,
         state: Arc<Mutex<NetState>>,
+    }
+
+    impl FakeOutbox {
+        /// The server's own answer to an IQ addressed to it (roster get, ping, disco#info), if any.
+        fn answer(&self, stanza: &Element) -> Option<Element> {
+            if !stanza.is("iq", NS_CLIENT) || stanza.attr("type") != Some("get") {
+                return None;
+            }
+            let id = stanza.attr("id").unwrap_or_default();
+            let reply = |kind: &str| Element::new("iq", NS_CLIENT).with_attr("type", kind).with_attr("id", id);
+            if stanza.child("query", NS_ROSTER).is_some() {
+                return Some(reply(if self.roster_error { "error" } else { "result" }));
+            }
+            if stanza.child("ping", NS_PING).is_some() && stanza.attr("to").is_none() {
+                return Some(reply("result"));
+            }
+            if stanza.child("query", NS_DISCO_INFO).is_some() {
+                let mut query = Element::new("query", NS_DISCO_INFO);
+                for f in &self.disco {
+                    query = query.with_child(Element::new("feature", NS_DISCO_INFO).with_attr("var", f.as_str()));
+                }
+                return Some(reply("result").with_child(query));
+            }
+            None
+        }
     }
 
     impl Outbox for FakeOutbox {
@@ -777,17 +1550,35 @@ mod tests {
                     return Err("connection reset".into());
                 }
                 net.sent.push((self.actor.clone(), stanza.clone()));
-                if stanza.child("query", "jabber:iq:roster").is_some() && stanza.attr("type") == Some("get") {
-                    let kind = if self.roster_error { "error" } else { "result" };
-                    let answer = Element::new("iq", NS_CLIENT)
-                        .with_attr("type", kind)
-                        .with_attr("id", stanza.attr("id").unwrap());
-                    net.deliver(&self.actor, answer);
-                } else {
-                    net.route(&self.actor, &stanza);
+                match self.answer(&stanza) {
+                    Some(answer) => net.deliver(&self.actor, answer),
+                    None => net.route(&self.actor, &stanza),
                 }
                 if let Some(extra) = &self.extra {
                     extra(&mut net, &self.actor, &stanza);
+                }
+                Ok(())
+            })
+        }
+
+        /// Well-formed data is routed like a stanza; anything else ends the stream with not-well-formed.
+        fn send_raw(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<(), String>> {
+            Box::pin(async move {
+                let text = String::from_utf8_lossy(&bytes).to_string();
+                let parsed = crate::scenario::parse_stanza(&text);
+                let mut net = self.state.lock().unwrap();
+                if !net.live.contains_key(&self.actor) {
+                    return Err("connection reset".into());
+                }
+                net.raw.push((self.actor.clone(), text));
+                match parsed {
+                    Ok(stanza) => net.route(&self.actor, &stanza),
+                    Err(_) => {
+                        let error = Element::new("error", NS_STREAM)
+                            .with_child(Element::new("not-well-formed", "urn:ietf:params:xml:ns:xmpp-streams"));
+                        net.deliver(&self.actor, error);
+                        net.end(&self.actor, Some("stream error: not-well-formed"));
+                    }
                 }
                 Ok(())
             })
@@ -818,10 +1609,30 @@ mod tests {
                     actor: actor.name.clone(),
                     roster_error: self.roster_error,
                     extra: self.extra.clone(),
+                    disco: self.disco.clone(),
                     state: self.state.clone(),
                 };
-                Ok(Link { jid, outbox: Arc::new(outbox), incoming })
+                let mut features = Element::new("features", NS_STREAM);
+                for ns in &self.stream_features {
+                    features = features.with_child(Element::new("feature", ns.as_str()));
+                }
+                Ok(Link { jid, features, outbox: Arc::new(outbox), incoming })
             })
+        }
+    }
+
+    fn test_server(name: &str) -> Server {
+        Server {
+            name: name.into(),
+            domain: format!("{name}.lab"),
+            address: None,
+            port: None,
+            tls: crate::net::tls::TlsMode::Required,
+            trust: crate::net::tls::Trust::System,
+            accounts: crate::servers::Accounts::InBand,
+            software: None,
+            idn_domain: None,
+            expected_failures: vec![],
         }
     }
 
@@ -1092,6 +1903,363 @@ mod tests {
         assert_eq!(net.sent_by("alice2").len(), 2, "no presence for alice2");
     }
 
+    #[tokio::test]
+    async fn expect_none_passes_when_only_the_barrier_comes() {
+        let n = net();
+        let o = run(
+            &n,
+            "  - send: {as: alice1, xml: \"<message id='m1' to='${bob.bare}' type='headline'/>\"}\n\
+               \x20 - expect_none: {to: bob1, xml: \"<message type='chat'/>\", barrier: {marker: alice1}, within: 1s}\n\
+               \x20 - expect: {to: bob1, xml: \"<message id='m1'/>\"}\n",
+        )
+        .await;
+        assert_eq!(outcomes(&o), [P, P, P], "{:?}", o.message);
+        // The marker went to bob1's full JID and was taken out of the buffer.
+        let net = n.state.lock().unwrap();
+        let marker = net.sent_by("alice1").into_iter().find(|s| s.contains("plugfest barrier")).unwrap();
+        assert!(marker.contains("to='bob-x@b.lab/r1'") && marker.contains("type='normal'"), "{marker}");
+    }
+
+    #[tokio::test]
+    async fn expect_none_fails_when_the_stanza_arrives_before_the_barrier() {
+        let n = net();
+        let o = run(
+            &n,
+            &format!(
+                "{CHAT}  - expect_none: {{to: [bob1], xml: \"<message type='chat'/>\", barrier: {{marker: alice1}}, \
+                 ref: {{spec: RFC6121, section: '8.5.2.1.1', level: MUST}}}}\n{CHAT}"
+            ),
+        )
+        .await;
+        assert_eq!(outcomes(&o), [P, F, N]);
+        let step = &o.steps[1];
+        let msg = step.message.as_deref().unwrap();
+        assert!(msg.starts_with("bob1 received <message "), "{msg}");
+        assert!(msg.ends_with("before the marker from alice1"), "{msg}");
+        assert_eq!(step.received.len(), 1);
+        assert_eq!(step.expected.as_deref(), Some("none of <message type='chat'/>"));
+    }
+
+    #[tokio::test]
+    async fn expect_none_counts_earlier_unmatched_stanzas_and_ignores_own_presence() {
+        let n = net();
+        // No pattern: any stanza counts, except the presence echo of bob's own resource.
+        let mut extra = net();
+        extra.extra = Some(Arc::new(|net: &mut NetState, actor: &str, e: &Element| {
+            if actor == "bob1" && e.is("presence", NS_CLIENT) {
+                let echo = Element::new("presence", NS_CLIENT).with_attr("from", "bob-x@b.lab/r1");
+                net.deliver("bob1", echo);
+            }
+        }));
+        let o = run(&extra, "  - expect_none: {to: bob1, barrier: ping}\n").await;
+        assert_eq!(outcomes(&o), [P], "{:?}", o.message);
+        let o = run(&n, &format!("{CHAT}  - expect_none: {{to: bob1, barrier: ping}}\n")).await;
+        assert_eq!(outcomes(&o), [P, F]);
+        assert!(o.steps[1].message.as_deref().unwrap().ends_with("before the answer to its ping"));
+    }
+
+    #[tokio::test]
+    async fn expect_none_with_a_lost_barrier_is_an_error_and_should_warns() {
+        let n = net();
+        n.state.lock().unwrap().drop_markers = true;
+        let o = run(&n, "  - expect_none: {to: bob1, barrier: {marker: alice1}, within: 200ms}\n").await;
+        assert_eq!(outcomes(&o), [E]);
+        assert!(o.message.unwrap().contains("the marker from alice1 did not arrive at bob1 within 200ms"));
+        let o = run(
+            &net(),
+            &format!(
+                "{CHAT}  - expect_none: {{to: bob1, barrier: ping, ref: {{spec: X, section: '1', level: SHOULD}}}}\n"
+            ),
+        )
+        .await;
+        assert_eq!((o.verdict, outcomes(&o)), (Verdict::Warn, vec![P, W]));
+    }
+
+    #[tokio::test]
+    async fn expect_unordered_matches_distinct_stanzas_across_actors() {
+        let n = net();
+        let o = run(
+            &n,
+            "  - send: {as: alice1, xml: \"<message id='b' to='${bob.bare}'/>\"}\n\
+               \x20 - send: {as: bob1, xml: \"<message id='a1' to='${alice.bare}'/>\"}\n\
+               \x20 - send: {as: bob1, xml: \"<message id='a2' to='${alice.bare}'/>\"}\n\
+               \x20 - expect_unordered:\n\
+               \x20     items:\n\
+               \x20       - {to: alice1, xml: \"<message id='{=first}'/>\"}\n\
+               \x20       - {to: alice1, xml: \"<message id='a1'/>\"}\n\
+               \x20       - {to: bob1, xml: \"<message id='b'/>\"}\n\
+               \x20 - send: {as: alice1, xml: \"<message id='${first}' to='${bob.bare}'/>\"}\n\
+               \x20 - expect: {to: bob1, xml: \"<message id='a2'/>\"}\n",
+        )
+        .await;
+        // The first item cannot take a1 (the second needs it): it captures a2.
+        assert_eq!(outcomes(&o), [P, P, P, P, P, P], "{:?}", o.message);
+        assert_eq!(o.steps[3].received.len(), 3);
+        let o = run(
+            &net(),
+            "  - send: {as: bob1, xml: \"<message id='a1' to='${alice.bare}'/>\"}\n\
+               \x20 - expect_unordered:\n\
+               \x20     within: 150ms\n\
+               \x20     items:\n\
+               \x20       - {to: alice1, xml: \"<message id='a1'/>\"}\n\
+               \x20       - {to: alice1, xml: \"<message id='a1'/>\"}\n",
+        )
+        .await;
+        assert_eq!(outcomes(&o), [P, F]);
+        assert!(o.message.unwrap().contains("no stanza may serve two items"));
+    }
+
+    #[tokio::test]
+    async fn expect_sequence_checks_the_order() {
+        let send = |id: &str| format!("  - send: {{as: alice1, xml: \"<message id='{id}' to='${{bob1.full}}'/>\"}}\n");
+        let seq =
+            "  - expect_sequence: {to: bob1, within: 150ms, items: [\"<message id='s1'/>\", \"<message id='s2'/>\"]}\n";
+        let o = run(&net(), &format!("{}{}{}{seq}", send("s1"), send("x"), send("s2"))).await;
+        assert_eq!(outcomes(&o), [P, P, P, P], "{:?}", o.message);
+        let o = run(&net(), &format!("{}{}{seq}", send("s2"), send("s1"))).await;
+        assert_eq!(outcomes(&o), [P, P, F]);
+        let msg = o.message.unwrap();
+        assert!(
+            msg.contains("received item 2 (<message") && msg.contains("before item 1: the order is wrong"),
+            "{msg}"
+        );
+        let o = run(&net(), &format!("{}{seq}", send("s1"))).await;
+        assert!(o.message.unwrap().contains("received 1 of 2 items in order within 150ms; nothing matching item 2"));
+    }
+
+    #[tokio::test]
+    async fn absent_attributes_and_children() {
+        let n = net();
+        let o = run(
+            &n,
+            &format!(
+                "{CHAT}  - expect: {{to: bob1, within: 100ms, xml: \"<message type='{{absent}}'/>\", ref: {{spec: X, section: '1', level: MAY}}}}\n\
+                   \x20 - expect: {{to: bob1, within: 100ms, xml: \"<message><body pf:absent=''/></message>\", ref: {{spec: X, section: '1', level: MAY}}}}\n\
+                   \x20 - expect: {{to: bob1, xml: \"<message subject='{{absent}}'><thread pf:absent=''/></message>\"}}\n"
+            ),
+        )
+        .await;
+        assert_eq!(outcomes(&o), [P, I, I, P], "{:?}", o.message);
+        assert!(o.steps[1].message.as_deref().unwrap().contains("attribute 'type' is 'chat' but must be absent"));
+        assert!(o.steps[2].message.as_deref().unwrap().contains("child <body> is present but must be absent"));
+    }
+
+    #[tokio::test]
+    async fn the_default_deadline_is_the_worlds() {
+        let (_, script) = crate::scenario::parse_str(
+            Path::new("t.yaml"),
+            &format!("{HEAD}steps:\n  - expect: {{to: bob1, xml: <message/>}}\n  - expect: {{to: bob1, within: local, xml: <message/>}}\n"),
+        )
+        .unwrap();
+        let w = World { default_within: Duration::from_millis(120), ..world() };
+        let started = Instant::now();
+        let o = execute(&script, &w, &net()).await;
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(o.message.unwrap().contains("within 120ms"));
+        assert_eq!(o.steps[0].description, "bob1 receives <message/> within 120ms");
+        assert_eq!(o.steps[1].description, "bob1 receives <message/> within 5s");
+        let (p, e) = (test_server("p"), test_server("e"));
+        let same: BTreeMap<String, &Server> = [("A".to_string(), &p), ("B".to_string(), &p)].into_iter().collect();
+        let cross: BTreeMap<String, &Server> = [("A".to_string(), &p), ("B".to_string(), &e)].into_iter().collect();
+        assert_eq!((default_within(&same), default_within(&cross)), (LOCAL, S2S));
+    }
+
+    #[tokio::test]
+    async fn iq_sends_with_an_id_and_checks_the_answer() {
+        let mut n = net();
+        n.disco = vec!["urn:xmpp:ping".into()];
+        let o = run(
+            &n,
+            "  - iq: {as: alice1, xml: \"<iq type='get' to='${A}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>\", \
+             expect: \"<iq type='result' id='{=qid}'><query xmlns='http://jabber.org/protocol/disco#info'><feature var='urn:xmpp:ping'/></query></iq>\"}\n\
+             \x20 - iq: {as: alice1, xml: \"<iq type='get' id='mine'><ping xmlns='urn:xmpp:ping'/></iq>\", expect: \"<iq type='error'/>\", \
+             ref: {spec: X, section: '1', level: SHOULD}}\n\
+             \x20 - iq: {as: alice1, within: 100ms, xml: \"<iq type='set' to='${bob.bare}'><x xmlns='urn:x'/></iq>\", expect: \"<iq type='result'/>\", \
+             ref: {spec: X, section: '1', level: MAY}}\n",
+        )
+        .await;
+        assert_eq!(outcomes(&o), [P, W, I], "{:?}", o.message);
+        let net = n.state.lock().unwrap();
+        assert!(net.sent_by("alice1").iter().any(|s| s.contains("id='plugfest-iq-0'")), "{:?}", net.sent_by("alice1"));
+        assert!(o.steps[1]
+            .message
+            .as_deref()
+            .unwrap()
+            .starts_with("the answer <iq type='result' id='mine'> differs: attribute 'type'"));
+        assert_eq!(o.steps[2].message.as_deref(), Some("alice1 got no answer to id 'plugfest-iq-2' within 100ms"));
+    }
+
+    #[tokio::test]
+    async fn send_raw_and_expect_closed() {
+        let n = net();
+        let o = run(
+            &n,
+            "  - send_raw: {as: alice1, data: \"<message to='${bob.bare}' id='r1'><body>a&amp;b ${bob.local}</body></message>\"}\n\
+             \x20 - expect: {to: bob1, xml: \"<message id='r1'><body>a&amp;b bob-x</body></message>\"}\n\
+             \x20 - send_raw: {as: alice1, data: \"<message><body>x</message>\"}\n\
+             \x20 - expect_closed: {actor: alice1, error: not-well-formed}\n\
+             \x20 - connect: {actor: alice1}\n\
+             \x20 - send: {as: alice1, xml: \"<message to='${bob.bare}' id='again'/>\"}\n\
+             \x20 - expect: {to: bob1, xml: \"<message id='again'/>\"}\n",
+        )
+        .await;
+        assert_eq!(outcomes(&o), [P, P, P, P, P, P, P], "{:?}", o.message);
+        assert_eq!(n.state.lock().unwrap().raw[1].1, "<message><body>x</message>");
+        // The wrong condition, and no close at all.
+        let o = run(
+            &net(),
+            "  - send_raw: {as: alice1, data: \"<x\"}\n  - expect_closed: {actor: alice1, error: policy-violation}\n",
+        )
+        .await;
+        assert_eq!(outcomes(&o), [P, F]);
+        assert_eq!(
+            o.message.as_deref(),
+            Some("line 12: alice1's stream was closed with not-well-formed, not policy-violation")
+        );
+        let o = run(&net(), "  - expect_closed: {actor: alice1, within: 100ms}\n").await;
+        assert_eq!(o.message.as_deref(), Some("line 11: the server did not close alice1's stream within 100ms"));
+        // Without expect_closed, a closed stream is an error at the next step.
+        let o = run(&net(), &format!("  - send_raw: {{as: alice1, data: \"<x\"}}\n{CHAT}")).await;
+        assert_eq!(outcomes(&o), [P, E]);
+    }
+
+    #[tokio::test]
+    async fn roster_pushes_are_acknowledged_and_still_reach_expects() {
+        let mut n = net();
+        n.extra = Some(Arc::new(|net: &mut NetState, actor: &str, e: &Element| {
+            if actor == "alice1" && e.attr("id") == Some("m1") {
+                let push = |id: &str, from: Option<&str>| {
+                    let mut iq = Element::new("iq", NS_CLIENT).with_attr("type", "set").with_attr("id", id).with_child(
+                        Element::new("query", NS_ROSTER)
+                            .with_child(Element::new("item", NS_ROSTER).with_attr("jid", "bob-x@b.lab")),
+                    );
+                    if let Some(f) = from {
+                        iq.set_attr("from", f);
+                    }
+                    iq
+                };
+                net.deliver("alice1", push("push1", None));
+                net.deliver("alice1", push("push2", Some("alice-x@a.lab")));
+                net.deliver("alice1", push("forged", Some("mallory@a.lab")));
+            }
+        }));
+        let o = run(
+            &n,
+            &format!(
+                "{CHAT}  - expect_unordered:\n      items:\n\
+                 \x20       - {{to: alice1, xml: \"<iq type='set' id='push1'/>\"}}\n\
+                 \x20       - {{to: alice1, xml: \"<iq type='set' id='push2'/>\"}}\n\
+                 \x20       - {{to: alice1, xml: \"<iq type='set' id='forged'/>\"}}\n"
+            ),
+        )
+        .await;
+        assert_eq!(outcomes(&o), [P, P], "{:?}", o.message);
+        let net = n.state.lock().unwrap();
+        let sent = net.sent_by("alice1");
+        assert!(sent.contains(&"<iq type='result' id='push1'/>".to_string()), "{sent:?}");
+        assert!(sent.contains(&"<iq type='result' id='push2' to='alice-x@a.lab'/>".to_string()), "{sent:?}");
+        assert!(!sent.iter().any(|s| s.contains("forged")), "{sent:?}");
+    }
+
+    #[tokio::test]
+    async fn gates_skip_unsupported_cases_with_a_throwaway_login() {
+        let gated = |gate: &str| {
+            format!(
+                "id: t\ntitle: test\nroles: [A, B]\naccounts:\n  alice: {{server: A}}\n  bob: {{server: B}}\n{gate}\
+                 actors:\n  alice1: {{account: alice, resource: r1}}\n  bob1: {{account: bob, resource: r1}}\nsteps:\n{CHAT}"
+            )
+        };
+        let mut w = world();
+        w.servers.insert("A".into(), "fake (a.lab)".into());
+        w.servers.insert("B".into(), "fake (b.lab)".into());
+        async fn execute_yaml(n: &FakeNet, w: &World, yaml: &str) -> CaseOutcome {
+            let (_, script) = crate::scenario::parse_str(Path::new("t.yaml"), yaml).unwrap();
+            execute(&script, w, n).await
+        }
+        let mut n = net();
+        n.disco = vec!["urn:xmpp:carbons:2".into()];
+        n.stream_features = vec!["urn:xmpp:features:rosterver".into()];
+        let o = execute_yaml(
+            &n,
+            &w,
+            &gated("gate:\n  - {disco_feature: \"urn:xmpp:carbons:2\", on: B}\n  - {stream_feature: \"urn:xmpp:features:rosterver\", on: A}\n"),
+        )
+        .await;
+        assert_eq!((o.verdict, outcomes(&o)), (Verdict::Pass, vec![P]), "{:?}", o.message);
+        {
+            let net = n.state.lock().unwrap();
+            // One throwaway login per account, asked disco#info of the domain, then closed.
+            assert!(net.connects.contains(&"gate:bob".to_string()) && net.closes.contains(&"gate:bob".to_string()));
+            let asked = net.sent_by("gate:bob");
+            assert!(asked[0].contains("to='b.lab'") && asked[0].contains("disco#info"), "{asked:?}");
+        }
+        let o = execute_yaml(&n, &w, &gated("gate: [{disco_feature: \"urn:xmpp:mam:2\", on: bob}]\n")).await;
+        assert_eq!(o.verdict, Verdict::Skip);
+        assert_eq!(
+            o.message.as_deref(),
+            Some("unsupported: fake (b.lab) does not advertise urn:xmpp:mam:2 for bob-x@b.lab")
+        );
+        assert_eq!(outcomes(&o), [N]);
+        let o = execute_yaml(&n, &w, &gated("gate: [{stream_feature: \"urn:xmpp:sm:3\", on: A}]\n")).await;
+        assert_eq!(o.message.as_deref(), Some("unsupported: fake (a.lab) does not advertise urn:xmpp:sm:3"));
+        n.refuse.insert("gate:alice".into());
+        let o = execute_yaml(&n, &w, &gated("gate: [{stream_feature: \"urn:xmpp:sm:3\", on: A}]\n")).await;
+        assert_eq!(o.verdict, Verdict::Error);
+        assert!(o.message.unwrap().starts_with("gate check: alice on fake (a.lab): cannot connect"));
+    }
+
+    #[test]
+    fn declared_failures_turn_fail_into_xfail_and_pass_into_xpass() {
+        let declared = vec!["ejabberd: pushes ask (RFC 6121 §3.1.6)".to_string()];
+        let (v, m) = judge_expected(Verdict::Fail, Some("line 9: bob1 received nothing".into()), &declared);
+        assert_eq!(v, Verdict::Xfail);
+        assert_eq!(
+            m.unwrap(),
+            "expected failure (ejabberd: pushes ask (RFC 6121 §3.1.6)): line 9: bob1 received nothing"
+        );
+        assert_eq!(judge_expected(Verdict::Warn, None, &declared).0, Verdict::Xfail);
+        let (v, m) = judge_expected(Verdict::Pass, None, &declared);
+        assert_eq!(v, Verdict::Xpass);
+        assert!(m.unwrap().ends_with("remove the declaration"));
+        assert_eq!(judge_expected(Verdict::Error, Some("e".into()), &declared), (Verdict::Error, Some("e".into())));
+        assert_eq!(judge_expected(Verdict::Fail, None, &[]), (Verdict::Fail, None));
+
+        let mut e = test_server("ejabberd");
+        e.expected_failures = vec![crate::servers::ExpectedFailure {
+            scenario: "t".into(),
+            roles: vec!["B".into()],
+            reason: "why".into(),
+            link: Some("https://x".into()),
+        }];
+        let p = test_server("prosody");
+        let (scenario, _) = crate::scenario::parse_str(Path::new("t.yaml"), &format!("{HEAD}steps:\n{CHAT}")).unwrap();
+        let roles = |a: &Server, b: &Server| -> Vec<String> {
+            let map: BTreeMap<String, &Server> = [("A".to_string(), a), ("B".to_string(), b)].into_iter().collect();
+            declared_failures(&scenario, &map)
+        };
+        assert_eq!(roles(&p, &e), ["ejabberd: why (https://x)"]);
+        assert!(roles(&e, &p).is_empty(), "ejabberd plays A here, the declaration is for B");
+    }
+
+    #[test]
+    fn idn_accounts_need_an_idn_domain() {
+        let yaml = "id: t\ntitle: t\nroles: [A]\naccounts:\n  alice: {server: A, idn: true}\n\
+                    actors:\n  alice1: {account: alice}\nsteps:\n  - send: {as: alice1, xml: <message/>}\n";
+        let (scenario, _) = crate::scenario::parse_str(Path::new("t.yaml"), yaml).unwrap();
+        let mut p = test_server("prosody");
+        let roles = |s: &Server| -> BTreeMap<String, Server> { [("A".to_string(), s.clone())].into_iter().collect() };
+        let unsupported_on = |s: &Server| {
+            let owned = roles(s);
+            let map: BTreeMap<String, &Server> = owned.iter().map(|(k, v)| (k.clone(), v)).collect();
+            unsupported(&scenario, &map)
+        };
+        assert_eq!(unsupported_on(&p).as_deref(), Some("unsupported: prosody hosts no IDN domain"));
+        p.idn_domain = Some("bücher.lab".into());
+        assert_eq!(unsupported_on(&p), None);
+        assert_eq!(account_server(&p, true).domain, "bücher.lab");
+        assert_eq!(account_server(&p, false).domain, "prosody.lab");
+    }
+
     #[test]
     fn only_the_servers_own_pings_are_answered() {
         let own = Jid::parse("a@a.lab/r1").unwrap();
@@ -1125,10 +2293,11 @@ mod tests {
             trust: Trust::System,
             accounts: Accounts::InBand,
             software: None,
+            idn_domain: None,
+            expected_failures: vec![],
         };
         let (p, e) = (server("p"), server("e"));
-        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/messaging/msg-chat-remote-bare.yaml");
-        let scenario = crate::scenario::load_file(&file).unwrap();
+        let (scenario, _) = crate::scenario::parse_str(Path::new("t.yaml"), &format!("{HEAD}steps:\n{CHAT}")).unwrap();
         let account = |jid: &str| Account { jid: Jid::parse(jid).unwrap(), password: "pw".into() };
         let env = CaseEnv {
             scenario: &scenario,

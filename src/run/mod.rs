@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod case;
+pub mod server_version;
 
 use crate::plan::Case;
 use crate::results::{CaseResult, ConnectionRecord, Run, ServerSummary, Verdict, SCHEMA_VERSION};
@@ -25,6 +26,8 @@ pub struct RunOptions {
     pub case_timeout: Duration,
     pub max_stanza: usize,
     pub run_id: String,
+    /// Ask every server its software version (XEP-0092) for the report, alongside the cases.
+    pub ask_versions: bool,
 }
 
 impl Default for RunOptions {
@@ -35,6 +38,7 @@ impl Default for RunOptions {
             case_timeout: Duration::from_secs(300),
             max_stanza: crate::xml::DEFAULT_MAX_STANZA,
             run_id: new_run_id(),
+            ask_versions: true,
         }
     }
 }
@@ -67,6 +71,14 @@ pub async fn run_cases(
     let started_at =
         time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     let total = cases.len();
+    // Run metadata only: asked alongside the cases, never waited for long (see below).
+    let versions = opts.ask_versions.then(|| {
+        let (servers, step_timeout, max_stanza) = (servers.clone(), opts.step_timeout, opts.max_stanza);
+        tokio::spawn(async move {
+            let asks = servers.servers.iter().map(|s| server_version::ask(s, step_timeout, max_stanza));
+            futures_util::future::join_all(asks).await
+        })
+    });
     let limit = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for (index, case) in cases.iter().cloned().enumerate() {
@@ -102,6 +114,16 @@ pub async fn run_cases(
             })
         })
         .collect();
+    // A server that has not answered one step timeout after the last case is left out of the metadata.
+    let versions: Vec<Option<String>> = match versions {
+        Some(task) => {
+            let abort = task.abort_handle();
+            let answered = tokio::time::timeout(opts.step_timeout, task).await.ok().and_then(Result::ok);
+            abort.abort();
+            answered.unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
     Run {
         schema_version: SCHEMA_VERSION,
         run_id: opts.run_id.clone(),
@@ -112,7 +134,13 @@ pub async fn run_cases(
         servers: servers
             .servers
             .iter()
-            .map(|s| ServerSummary { name: s.name.clone(), domain: s.domain.clone() })
+            .enumerate()
+            .map(|(i, s)| ServerSummary {
+                name: s.name.clone(),
+                domain: s.domain.clone(),
+                software: s.software.clone(),
+                version: versions.get(i).cloned().flatten(),
+            })
             .collect(),
         cases,
     }
@@ -125,12 +153,18 @@ async fn run_one(scenarios: &[Scenario], servers: &ServersFile, case: &Case, opt
     let roles: BTreeMap<String, &crate::servers::Server> =
         case.roles.iter().map(|(role, &i)| (role.clone(), &servers.servers[i])).collect();
     let tag = accounts::random_tag(6);
+    // A case its servers cannot serve (an IDN account on a server without an IDN domain) is skipped.
+    if let Some(message) = case::unsupported(scenario, &roles) {
+        return skeleton(scenarios, servers, case, Verdict::Skip, message);
+    }
+    let declared = case::declared_failures(scenario, &roles);
 
     let mut connections: Vec<ConnectionRecord> = Vec::new();
     let mut provisioned = BTreeMap::new();
+    let tag = &tag;
     let jobs = scenario.accounts.iter().map(|decl| {
-        let server = roles[&decl.role];
-        accounts::provision(server, &decl.name, &tag, opts.step_timeout, opts.max_stanza)
+        let server = case::account_server(roles[&decl.role], decl.idn);
+        async move { accounts::provision(&server, &decl.name, tag, opts.step_timeout, opts.max_stanza).await }
     });
     let created = futures_util::future::join_all(jobs).await;
     let mut failure = None;
@@ -167,7 +201,8 @@ async fn run_one(scenarios: &[Scenario], servers: &ServersFile, case: &Case, opt
         },
     };
     connections.extend(outcome.connections);
-    let mut r = skeleton(scenarios, servers, case, outcome.verdict, outcome.message.unwrap_or_default());
+    let (verdict, message) = case::judge_expected(outcome.verdict, outcome.message, &declared);
+    let mut r = skeleton(scenarios, servers, case, verdict, message.unwrap_or_default());
     r.message = r.message.filter(|m| !m.is_empty());
     r.steps = outcome.steps;
     r.connections = connections;

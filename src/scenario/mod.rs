@@ -3,12 +3,14 @@
 //!
 //! - `model`: the file as written (serde types with positions);
 //! - `load`: reading and validating it into the types below, errors with file:line:col;
+//! - `steps`: checking the steps in order, expanding fixtures (`use:`);
 //! - `vars`: `${…}` variables, resolved at load time, substituted at run time;
 //! - `pattern`: matching received stanzas against expected ones.
 
 mod load;
 mod model;
 pub mod pattern;
+mod steps;
 pub mod vars;
 
 use crate::results::SpecRef;
@@ -17,7 +19,7 @@ use std::time::Duration;
 pub use vars::{Bindings, Template};
 
 pub use crate::yaml::ConfigError;
-pub use load::{load_file, load_paths, parse_stanza};
+pub use load::{load_file, load_paths, parse_pattern, parse_stanza, FIXTURES_DIR, STRINGS_FILE};
 
 /// Parse scenario text as if it came from `path` (whose file name must match the id).
 /// For tests: returns the script beside the scenario.
@@ -51,6 +53,8 @@ pub struct AccountDecl {
     pub name: String,
     /// The role whose server hosts it, e.g. `A`.
     pub role: String,
+    /// On the server's IDN domain (servers file `idn_domain`) instead of its main domain.
+    pub idn: bool,
 }
 
 /// What a scenario does: its actors and steps.
@@ -61,6 +65,39 @@ pub struct Script {
     /// In declared order: the order of initial roster requests and presences at case start.
     pub actors: Vec<ActorDecl>,
     pub steps: Vec<Step>,
+    /// Optional features the case needs; checked at case start (unsupported → skip).
+    pub gates: Vec<Gate>,
+}
+
+/// A feature a server must advertise for the case to make sense.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gate {
+    pub kind: GateKind,
+    /// The feature's name, e.g. `urn:xmpp:carbons:2`.
+    pub feature: String,
+    /// Whose server, and for a disco gate on an account: disco#info to that account's bare JID.
+    pub on: GateTarget,
+    /// The role of that server.
+    pub role: String,
+    /// The scenario account that logs in (a throwaway session) to check it.
+    pub account: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GateKind {
+    /// Listed as `<feature var='…'/>` in disco#info.
+    DiscoFeature,
+    /// A child of the c2s stream features after authentication (e.g. `urn:xmpp:features:rosterver`),
+    /// written as `namespace` or `namespace name`.
+    StreamFeature,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GateTarget {
+    /// The server playing this role (disco#info to its domain).
+    Role(String),
+    /// This account's server (disco#info to the account's bare JID).
+    Account(String),
 }
 
 impl Script {
@@ -89,22 +126,72 @@ pub struct ActorDecl {
 /// One step, with where it is written.
 #[derive(Clone, Debug)]
 pub struct Step {
-    /// 1-based line of the step in the scenario file.
+    /// 1-based line of the step in the scenario file (for a fixture's step: the line of the `use` step).
     pub line: usize,
+    /// For a step that comes from a fixture: which one and where in it.
+    pub origin: Option<Origin>,
     pub action: Action,
+}
+
+/// Where a fixture's step is written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// The fixture's name, e.g. `mutual-subscription`.
+    pub fixture: String,
+    pub file: PathBuf,
+    /// 1-based line of the step in the fixture file.
+    pub line: usize,
 }
 
 #[derive(Clone, Debug)]
 pub enum Action {
     /// An actor sends a stanza.
     Send { actor: String, xml: Template },
+    /// An actor sends bytes as written (variables substituted without XML escaping).
+    SendRaw { actor: String, data: Template },
     /// An actor must receive a stanza matching a pattern.
     Expect(Expect),
+    /// Nothing matching may reach the actors before a barrier.
+    ExpectNone(ExpectNone),
+    /// Several stanzas, in any order, each matching a distinct stanza.
+    ExpectUnordered(ExpectMany),
+    /// Several stanzas to one actor, in this order.
+    ExpectSequence(ExpectMany),
+    /// An IQ request and the check of its answer.
+    Iq(IqStep),
+    /// The server closes the actor's stream (optionally with a given stream error).
+    ExpectClosed(ExpectClosed),
     /// (Re)connect an actor: log in, then its roster request and initial presence as declared.
     Connect { actor: String },
     /// Close an actor's stream gracefully.
     Disconnect { actor: String },
 }
+
+/// How long an expect-like step waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Within {
+    /// Not written: the case's default, `local` when all its roles are on one server, else `s2s`.
+    Default,
+    Fixed(Duration),
+}
+
+impl Within {
+    /// The wait for a case whose default is `default`.
+    pub fn or(self, default: Duration) -> Duration {
+        match self {
+            Within::Default => default,
+            Within::Fixed(d) => d,
+        }
+    }
+}
+
+/// CATALOG §0.4 deadlines, also written by name in `within:`.
+pub const LOCAL: Duration = Duration::from_secs(5);
+pub const S2S: Duration = Duration::from_secs(20);
+pub const BOUNCE: Duration = Duration::from_secs(60);
+
+/// Default wait for an expected stanza when the case does not say (CATALOG §0.4: local delivery).
+pub const DEFAULT_WITHIN: Duration = LOCAL;
 
 /// An expected stanza.
 #[derive(Clone, Debug)]
@@ -114,34 +201,158 @@ pub struct Expect {
     /// The pattern (docs/scenario-format.md, "Matching").
     pub pattern: Template,
     /// How long to wait for it.
-    pub within: Duration,
+    pub within: Within,
     /// The normative text it checks; its level decides what a mismatch does to the verdict.
     pub spec: Option<SpecRef>,
 }
 
-/// Default wait for an expected stanza (CATALOG §0.4: local delivery).
-pub const DEFAULT_WITHIN: Duration = Duration::from_secs(5);
+/// Nothing matching reaches `actors` before the barrier.
+#[derive(Clone, Debug)]
+pub struct ExpectNone {
+    pub actors: Vec<String>,
+    /// `None`: any stanza, always-ignorable traffic excepted.
+    pub pattern: Option<Template>,
+    pub barrier: Barrier,
+    /// How long to wait for the barrier.
+    pub within: Within,
+    pub spec: Option<SpecRef>,
+}
+
+/// What proves that everything sent before it has arrived (CATALOG §0.4).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Barrier {
+    /// This actor sends a marker message to each expecting actor's full JID.
+    Marker { from: String },
+    /// Each expecting actor pings its own server and waits for the answer.
+    Ping,
+}
+
+/// One expected stanza of an `expect_unordered` or `expect_sequence`.
+#[derive(Clone, Debug)]
+pub struct Expected {
+    pub actor: String,
+    pub pattern: Template,
+}
+
+/// Several expected stanzas (unordered, or a sequence to one actor).
+#[derive(Clone, Debug)]
+pub struct ExpectMany {
+    pub items: Vec<Expected>,
+    pub within: Within,
+    pub spec: Option<SpecRef>,
+}
+
+/// Send an IQ request and check its answer (matched by id).
+#[derive(Clone, Debug)]
+pub struct IqStep {
+    pub actor: String,
+    /// The request; an `id` is added when it has none.
+    pub request: Template,
+    /// The pattern its answer must match.
+    pub expect: Template,
+    pub within: Within,
+    pub spec: Option<SpecRef>,
+}
+
+/// The server ends the actor's stream.
+#[derive(Clone, Debug)]
+pub struct ExpectClosed {
+    pub actor: String,
+    /// The stream error condition required, e.g. `not-well-formed`; `None`: any close.
+    pub error: Option<String>,
+    pub within: Within,
+    pub spec: Option<SpecRef>,
+}
 
 impl Step {
-    /// `send`, `expect`, `connect`, `disconnect`: the key used in the file.
+    /// The key used in the file: `send`, `expect`, `expect_none`, …
     pub fn kind(&self) -> &'static str {
         match self.action {
             Action::Send { .. } => "send",
+            Action::SendRaw { .. } => "send_raw",
             Action::Expect(_) => "expect",
+            Action::ExpectNone(_) => "expect_none",
+            Action::ExpectUnordered(_) => "expect_unordered",
+            Action::ExpectSequence(_) => "expect_sequence",
+            Action::Iq(_) => "iq",
+            Action::ExpectClosed(_) => "expect_closed",
             Action::Connect { .. } => "connect",
             Action::Disconnect { .. } => "disconnect",
         }
     }
 
+    /// The normative text the step checks, if any.
+    pub fn spec(&self) -> Option<&SpecRef> {
+        match &self.action {
+            Action::Expect(e) => e.spec.as_ref(),
+            Action::ExpectNone(e) => e.spec.as_ref(),
+            Action::ExpectUnordered(e) | Action::ExpectSequence(e) => e.spec.as_ref(),
+            Action::Iq(e) => e.spec.as_ref(),
+            Action::ExpectClosed(e) => e.spec.as_ref(),
+            Action::Send { .. } | Action::SendRaw { .. } | Action::Connect { .. } | Action::Disconnect { .. } => None,
+        }
+    }
+
     /// One line for reports, e.g. "alice1 sends <message id='m1' to='${bob.bare}' type='chat'><body>hi</body></message>".
     pub fn description(&self) -> String {
-        match &self.action {
+        self.description_with(None)
+    }
+
+    /// The description, with the case's default deadline filled in when it is known.
+    pub fn description_with(&self, default_within: Option<Duration>) -> String {
+        let within = |w: Within| match (w, default_within) {
+            (Within::Fixed(d), _) | (Within::Default, Some(d)) => fmt_duration(d),
+            (Within::Default, None) => "the default deadline".to_string(),
+        };
+        let text = match &self.action {
             Action::Send { actor, xml } => format!("{actor} sends {}", one_line(xml.source())),
+            Action::SendRaw { actor, data } => format!("{actor} sends raw {}", one_line(data.source())),
             Action::Expect(e) => {
-                format!("{} receives {} within {}", e.actor, one_line(e.pattern.source()), fmt_duration(e.within))
+                format!("{} receives {} within {}", e.actor, one_line(e.pattern.source()), within(e.within))
             }
+            Action::ExpectNone(e) => {
+                let what = e.pattern.as_ref().map_or("any stanza".to_string(), |p| one_line(p.source()));
+                let barrier = match &e.barrier {
+                    Barrier::Marker { from } => format!("a marker from {from}"),
+                    Barrier::Ping => "a ping to its server".to_string(),
+                };
+                format!("{} receives no {what} before {barrier} (within {})", e.actors.join(", "), within(e.within))
+            }
+            Action::ExpectUnordered(e) => {
+                let items: Vec<String> =
+                    e.items.iter().map(|i| format!("{}: {}", i.actor, one_line(i.pattern.source()))).collect();
+                format!("in any order within {}: {}", within(e.within), items.join("; "))
+            }
+            Action::ExpectSequence(e) => {
+                let actor = e.items.first().map_or("", |i| i.actor.as_str());
+                let items: Vec<String> = e.items.iter().map(|i| one_line(i.pattern.source())).collect();
+                format!("{actor} receives in this order within {}: {}", within(e.within), items.join(", "))
+            }
+            Action::Iq(e) => format!(
+                "{} sends {} and gets {} within {}",
+                e.actor,
+                one_line(e.request.source()),
+                one_line(e.expect.source()),
+                within(e.within)
+            ),
+            Action::ExpectClosed(e) => match &e.error {
+                Some(cond) => format!("the server closes {}'s stream with {cond} within {}", e.actor, within(e.within)),
+                None => format!("the server closes {}'s stream within {}", e.actor, within(e.within)),
+            },
             Action::Connect { actor } => format!("{actor} connects"),
             Action::Disconnect { actor } => format!("{actor} disconnects"),
+        };
+        match &self.origin {
+            Some(o) => format!("[{} line {}] {text}", o.fixture, o.line),
+            None => text,
+        }
+    }
+
+    /// Where the step is written, for case messages: `line 12` or `line 12 (fixture f line 3)`.
+    pub fn location(&self) -> String {
+        match &self.origin {
+            Some(o) => format!("line {} (fixture {} line {})", self.line, o.fixture, o.line),
+            None => format!("line {}", self.line),
         }
     }
 }

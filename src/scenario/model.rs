@@ -21,6 +21,8 @@ pub struct RawScenario {
     pub roles: Spanned<Vec<Spanned<String>>>,
     #[serde(default)]
     pub accounts: Entries<RawAccount>,
+    #[serde(default)]
+    pub gate: Option<Spanned<Vec<Spanned<RawGate>>>>,
     pub actors: Spanned<Entries<RawActor>>,
     pub steps: Spanned<Vec<Spanned<RawStep>>>,
 }
@@ -29,6 +31,31 @@ pub struct RawScenario {
 #[serde(deny_unknown_fields)]
 pub struct RawAccount {
     pub server: Spanned<String>,
+    /// On the server's IDN domain.
+    #[serde(default)]
+    pub idn: Option<bool>,
+}
+
+/// `{disco_feature: "…", on: A}` or `{stream_feature: "…", on: A}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGate {
+    #[serde(default)]
+    pub disco_feature: Option<Spanned<String>>,
+    #[serde(default)]
+    pub stream_feature: Option<Spanned<String>>,
+    pub on: Spanned<String>,
+}
+
+/// A fixture file: reusable steps (`scenarios/_fixtures/<name>.yaml`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFixture {
+    pub fixture: Spanned<String>,
+    pub title: Spanned<String>,
+    #[serde(default)]
+    pub params: Option<Spanned<Vec<Spanned<String>>>>,
+    pub steps: Spanned<Vec<Spanned<RawStep>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,10 +87,125 @@ pub enum RawPresence {
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum RawStep {
     Send(RawSend),
-    // Boxed: an expect is much larger than the other steps.
+    SendRaw(RawSendRaw),
+    // Boxed: expects are much larger than the other steps.
     Expect(Box<RawExpect>),
+    ExpectNone(Box<RawExpectNone>),
+    ExpectUnordered(Box<RawUnordered>),
+    ExpectSequence(Box<RawSequence>),
+    Iq(Box<RawIq>),
+    ExpectClosed(Box<RawExpectClosed>),
+    Use(Box<RawUse>),
     Connect(RawActorRef),
     Disconnect(RawActorRef),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSendRaw {
+    #[serde(rename = "as")]
+    pub actor: Spanned<String>,
+    pub data: Spanned<String>,
+}
+
+/// `to: bob1` or `to: [bob1, bob2]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(n) => vec![n.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExpectNone {
+    pub to: Spanned<OneOrMany>,
+    #[serde(default)]
+    pub xml: Option<Spanned<String>>,
+    pub barrier: Spanned<RawBarrier>,
+    #[serde(default)]
+    pub within: Option<Spanned<String>>,
+    #[serde(default, rename = "ref")]
+    pub spec: Option<Spanned<RawRef>>,
+}
+
+/// `barrier: {marker: alice1}` or `barrier: ping`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawBarrier {
+    Marker(Spanned<String>),
+    Ping,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUnordered {
+    pub items: Spanned<Vec<Spanned<RawItem>>>,
+    #[serde(default)]
+    pub within: Option<Spanned<String>>,
+    #[serde(default, rename = "ref")]
+    pub spec: Option<Spanned<RawRef>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawItem {
+    pub to: Spanned<String>,
+    pub xml: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSequence {
+    pub to: Spanned<String>,
+    pub items: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub within: Option<Spanned<String>>,
+    #[serde(default, rename = "ref")]
+    pub spec: Option<Spanned<RawRef>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIq {
+    #[serde(rename = "as")]
+    pub actor: Spanned<String>,
+    pub xml: Spanned<String>,
+    pub expect: Spanned<String>,
+    #[serde(default)]
+    pub within: Option<Spanned<String>>,
+    #[serde(default, rename = "ref")]
+    pub spec: Option<Spanned<RawRef>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExpectClosed {
+    pub actor: Spanned<String>,
+    #[serde(default)]
+    pub error: Option<Spanned<String>>,
+    #[serde(default)]
+    pub within: Option<Spanned<String>>,
+    #[serde(default, rename = "ref")]
+    pub spec: Option<Spanned<RawRef>>,
+}
+
+/// `use: {fixture: name, with: {param: actor, …}}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUse {
+    pub fixture: Spanned<String>,
+    #[serde(default, rename = "with")]
+    pub bind: Option<Spanned<Entries<Spanned<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -10,7 +10,12 @@
 //! - anything the pattern does not mention is ignored.
 //!
 //! A whole attribute value or text may be `{*}` (present, any value), `{=name}` (capture) or
-//! `{name}` (must equal the earlier capture).
+//! `{name}` (must equal the earlier capture); an attribute value may be `{absent}` (the attribute
+//! must not be there).
+//!
+//! Attributes in the `urn:plugfest:pattern` namespace (prefix `pf`, pre-bound in patterns) are
+//! instructions, never compared: `pf:absent=''` on a child (no child may match it) and
+//! `pf:strict=''` (exactly the listed attributes and children, always-ignorable additions excepted).
 
 use crate::jid::Jid;
 use crate::xml::{Element, NS_XML};
@@ -19,11 +24,64 @@ use std::collections::BTreeMap;
 /// Captured values by name.
 pub type Captures = BTreeMap<String, String>;
 
+/// The namespace of matching instructions in patterns (prefix `pf`).
+pub const NS_PATTERN: &str = "urn:plugfest:pattern";
+
+/// Children a strict element may have beyond those listed (CATALOG §0.4 "always ignorable"):
+/// delay stamps, stanza ids and entity capabilities.
+const IGNORABLE_CHILDREN: [(&str, &str); 4] = [
+    ("delay", "urn:xmpp:delay"),
+    ("x", "jabber:x:delay"),
+    ("stanza-id", "urn:xmpp:sid:0"),
+    ("c", "http://jabber.org/protocol/caps"),
+];
+
+fn is_ignorable_child(e: &Element) -> bool {
+    IGNORABLE_CHILDREN.iter().any(|(name, ns)| e.name == *name && e.ns == *ns)
+}
+
+fn is_strict(p: &Element) -> bool {
+    p.attr_ns(NS_PATTERN, "strict").is_some()
+}
+
+fn is_absent(p: &Element) -> bool {
+    p.attr_ns(NS_PATTERN, "absent").is_some()
+}
+
+/// What is wrong with a pattern's matching instructions, if anything: unknown `pf:` attributes,
+/// `pf:absent` on the top element, `{absent}` used as text.
+pub fn check_instructions(pattern: &Element) -> Result<(), String> {
+    check_el(pattern, true)
+}
+
+fn check_el(p: &Element, top: bool) -> Result<(), String> {
+    for a in p.attrs.iter().filter(|a| a.ns == NS_PATTERN) {
+        if a.name != "strict" && a.name != "absent" {
+            return Err(format!("unknown instruction pf:{} on <{}>: pf:strict and pf:absent exist", a.name, p.name));
+        }
+        if !a.value.is_empty() {
+            return Err(format!("pf:{} takes no value: write pf:{}=''", a.name, a.name));
+        }
+    }
+    if top && is_absent(p) {
+        return Err("pf:absent is for children: the stanza itself cannot be absent (use expect_none)".into());
+    }
+    if pattern_text(p).is_some_and(|t| ValueMatch::parse(&t) == ValueMatch::Absent) {
+        return Err(format!(
+            "{{absent}} is for attribute values, not the text of <{}>; for a child element write pf:absent=''",
+            p.name
+        ));
+    }
+    p.elements().try_for_each(|c| check_el(c, false))
+}
+
 /// How one attribute value or text of a pattern is compared.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ValueMatch<'a> {
     /// `{*}`
     Any,
+    /// `{absent}`: the attribute must not be there.
+    Absent,
     /// `{=name}`
     Capture(&'a str),
     /// `{name}`
@@ -38,6 +96,9 @@ impl<'a> ValueMatch<'a> {
         };
         if inner == "*" {
             return ValueMatch::Any;
+        }
+        if inner == "absent" {
+            return ValueMatch::Absent;
         }
         let (capture, name) = match inner.strip_prefix('=') {
             Some(n) => (true, n),
@@ -86,12 +147,14 @@ pub fn capture_uses(pattern: &Element) -> Vec<CaptureUse> {
 
 fn collect_uses(p: &Element, out: &mut Vec<CaptureUse>) {
     let text = pattern_text(p);
-    let values = p.attrs.iter().map(|a| a.value.as_str()).chain(text.as_deref());
+    let values = p.attrs.iter().filter(|a| a.ns != NS_PATTERN).map(|a| a.value.as_str()).chain(text.as_deref());
     for v in values {
         match ValueMatch::parse(v) {
-            ValueMatch::Capture(n) => out.push(CaptureUse::Define(n.into())),
+            // Captures under an absent child never happen: nothing can be captured from it.
+            ValueMatch::Capture(n) if !is_absent(p) => out.push(CaptureUse::Define(n.into())),
+            ValueMatch::Capture(_) => {}
             ValueMatch::Backref(n) => out.push(CaptureUse::Refer(n.into())),
-            ValueMatch::Any | ValueMatch::Literal(_) => {}
+            ValueMatch::Any | ValueMatch::Absent | ValueMatch::Literal(_) => {}
         }
     }
     for c in p.elements() {
@@ -189,6 +252,7 @@ fn is_mixed(e: &Element) -> bool {
 fn check_value(expected: &str, actual: &str, as_jid: bool, captures: &mut Captures) -> Result<(), String> {
     match ValueMatch::parse(expected) {
         ValueMatch::Any => Ok(()),
+        ValueMatch::Absent => Err("absent".to_string()),
         ValueMatch::Capture(name) => {
             captures.insert(name.to_string(), actual.to_string());
             Ok(())
@@ -214,11 +278,19 @@ fn match_el(p: &Element, e: &Element, captures: &Captures, budget: &mut usize) -
     }
     let mut caps = captures.clone();
     let mut score = 1;
-    for a in &p.attrs {
+    for a in p.attrs.iter().filter(|a| a.ns != NS_PATTERN) {
         let label = attr_name(&a.ns, &a.name);
+        let absent = ValueMatch::parse(&a.value) == ValueMatch::Absent;
         let Some(actual) = e.attr_ns(&a.ns, &a.name) else {
+            if absent {
+                score += 1;
+                continue;
+            }
             return Err(Mismatch { score, reason: format!("attribute '{label}' is missing") });
         };
+        if absent {
+            return Err(Mismatch { score, reason: format!("attribute '{label}' is '{actual}' but must be absent") });
+        }
         check_value(&a.value, actual, is_jid_attr(&a.ns, &a.name), &mut caps).map_err(|expected| Mismatch {
             score,
             reason: format!("attribute '{label}' is '{actual}' not {expected}"),
@@ -232,10 +304,28 @@ fn match_el(p: &Element, e: &Element, captures: &Captures, budget: &mut usize) -
             .map_err(|exp| Mismatch { score, reason: format!("text is '{actual}' not {exp}") })?;
         score += 1;
     }
-    let wanted: Vec<&Element> = p.elements().collect();
+    let strict = is_strict(p);
+    if strict {
+        let extra = e.attrs.iter().find(|a| {
+            let listed = p.attr_ns(&a.ns, &a.name).is_some();
+            let lang = a.ns == NS_XML && a.name == "lang";
+            !listed && !lang
+        });
+        if let Some(a) = extra {
+            let label = attr_name(&a.ns, &a.name);
+            return Err(Mismatch { score, reason: format!("extra attribute '{label}' (the pattern is strict)") });
+        }
+    }
     let available: Vec<&Element> = e.elements().collect();
+    for absent in p.elements().filter(|c| is_absent(c)) {
+        if let Some(found) = available.iter().find(|c| match_el(absent, c, &caps, budget).is_ok()) {
+            return Err(Mismatch { score, reason: format!("child {} is present but must be absent", bare_tag(found)) });
+        }
+        score += 1;
+    }
+    let wanted: Vec<&Element> = p.elements().filter(|c| !is_absent(c)).collect();
     let mut used = vec![false; available.len()];
-    match assign(&wanted, &available, &mut used, caps, budget) {
+    match assign(&wanted, &available, &mut used, strict, caps, budget) {
         Ok((caps, s)) => Ok((caps, score + s)),
         Err(m) => Err(Mismatch { score: score + m.score, reason: m.reason }),
     }
@@ -243,15 +333,23 @@ fn match_el(p: &Element, e: &Element, captures: &Captures, budget: &mut usize) -
 
 /// Match each wanted child to a distinct available child (backtracking), returning captures
 /// and the summed size of the matched children.
+/// With `strict`, every stanza child left over must be ignorable.
 fn assign(
     wanted: &[&Element],
     available: &[&Element],
     used: &mut [bool],
+    strict: bool,
     captures: Captures,
     budget: &mut usize,
 ) -> Result<(Captures, usize), Mismatch> {
     let Some((first, rest)) = wanted.split_first() else {
-        return Ok((captures, 0));
+        let extra = available.iter().zip(used.iter()).find(|(c, used)| strict && !**used && !is_ignorable_child(c));
+        return match extra {
+            Some((c, _)) => {
+                Err(Mismatch { score: 0, reason: format!("extra child {} (the pattern is strict)", bare_tag(c)) })
+            }
+            None => Ok((captures, 0)),
+        };
     };
     let mut best: Option<Mismatch> = None;
     let mut keep = |m: Mismatch| {
@@ -266,7 +364,7 @@ fn assign(
         match match_el(first, available[i], &captures, budget) {
             Ok((caps, size)) => {
                 used[i] = true;
-                let result = assign(rest, available, used, caps, budget);
+                let result = assign(rest, available, used, strict, caps, budget);
                 used[i] = false;
                 match result {
                     Ok((caps, s)) => return Ok((caps, size + s)),
@@ -424,6 +522,82 @@ mod tests {
         // Text can be captured too.
         let p = Element::new("message", NS_CLIENT).with_child(Element::new("body", NS_CLIENT).with_text("{=b}"));
         assert_eq!(match_element(&p, &msg(), &Captures::new()).unwrap()["b"], "hi ü 🎸");
+    }
+
+    fn pf(e: Element, name: &str) -> Element {
+        let mut e = e;
+        e.attrs.push(crate::xml::Attr { ns: NS_PATTERN.into(), name: name.into(), value: String::new() });
+        e
+    }
+
+    #[test]
+    fn absent_attributes_and_children() {
+        let p = Element::new("message", NS_CLIENT).with_attr("subject", "{absent}");
+        assert!(ok(&p, &msg()));
+        let p = Element::new("message", NS_CLIENT).with_attr("type", "{absent}");
+        assert_eq!(reason(&p, &msg()), "attribute 'type' is 'chat' but must be absent");
+        let p = Element::new("message", NS_CLIENT).with_child(pf(Element::new("thread", NS_CLIENT), "absent"));
+        assert!(ok(&p, &msg()));
+        let p = Element::new("message", NS_CLIENT).with_child(pf(Element::new("body", NS_CLIENT), "absent"));
+        assert_eq!(reason(&p, &msg()), "child <body> is present but must be absent");
+        // An absent child with attributes: only a child matching all of it counts.
+        let p = Element::new("message", NS_CLIENT)
+            .with_child(pf(Element::new("x", "urn:example:interop").with_attr("a", "b"), "absent"));
+        assert!(ok(&p, &msg()));
+        assert_eq!(ValueMatch::parse("{absent}"), ValueMatch::Absent);
+    }
+
+    #[test]
+    fn strict_elements_allow_nothing_unlisted_but_ignorable_additions() {
+        let body = || Element::new("body", NS_CLIENT).with_text("hi ü 🎸");
+        let x = || Element::new("x", "urn:example:interop");
+        let full = Element::new("message", NS_CLIENT)
+            .with_attr("from", "{*}")
+            .with_attr("to", "{*}")
+            .with_attr("id", "m1")
+            .with_attr("type", "chat")
+            .with_child(body())
+            .with_child(x());
+        assert!(ok(&pf(full.clone(), "strict"), &msg()));
+        let no_type = Element::new("message", NS_CLIENT)
+            .with_attr("from", "{*}")
+            .with_attr("to", "{*}")
+            .with_attr("id", "m1")
+            .with_child(body())
+            .with_child(x());
+        assert_eq!(reason(&pf(no_type, "strict"), &msg()), "extra attribute 'type' (the pattern is strict)");
+        let mut no_x = full.clone();
+        no_x.children.pop();
+        assert_eq!(
+            reason(&pf(no_x, "strict"), &msg()),
+            "extra child <x xmlns='urn:example:interop'> (the pattern is strict)"
+        );
+        // Delay, stanza-id, caps and an unmentioned xml:lang are always allowed.
+        let mut stamped = msg()
+            .with_child(Element::new("delay", "urn:xmpp:delay").with_attr("stamp", "2026-01-01T00:00:00Z"))
+            .with_child(Element::new("stanza-id", "urn:xmpp:sid:0"));
+        stamped.attrs.push(crate::xml::Attr { ns: NS_XML.into(), name: "lang".into(), value: "en".into() });
+        assert!(ok(&pf(full.clone(), "strict"), &stamped));
+        // Children of a strict element are not strict themselves.
+        let loose_child = pf(full.clone(), "strict");
+        let mut with_attr = msg();
+        let replaced = Element::new("body", NS_CLIENT).with_attr("extra", "1").with_text("hi ü 🎸");
+        with_attr.children[0] = crate::xml::Node::Element(replaced);
+        assert!(ok(&loose_child, &with_attr));
+        // pf: attributes are never compared, nor captured from.
+        assert!(capture_uses(&pf(Element::new("message", NS_CLIENT), "strict")).is_empty());
+    }
+
+    #[test]
+    fn instructions_are_checked() {
+        assert!(check_instructions(&pf(Element::new("message", NS_CLIENT), "strict")).is_ok());
+        let e = check_instructions(&pf(Element::new("message", NS_CLIENT), "absent")).unwrap_err();
+        assert!(e.contains("pf:absent is for children"), "{e}");
+        let e = check_instructions(&pf(Element::new("message", NS_CLIENT), "loose")).unwrap_err();
+        assert!(e.contains("unknown instruction pf:loose"), "{e}");
+        let mut valued = Element::new("message", NS_CLIENT);
+        valued.attrs.push(crate::xml::Attr { ns: NS_PATTERN.into(), name: "strict".into(), value: "yes".into() });
+        assert!(check_instructions(&valued).unwrap_err().contains("takes no value"));
     }
 
     #[test]

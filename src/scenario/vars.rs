@@ -1,4 +1,5 @@
-//! Variables in scenario text: `${A}`, `${alice.bare}`, `${alice1.full}`, `${capture}`.
+//! Variables in scenario text: `${A}`, `${alice.bare}`, `${alice1.full}`, `${capture}`,
+//! `${str.NAME}` (a sample string from `fixtures/strings.yaml`).
 //!
 //! A [`Template`] keeps the text as written plus the variables it refers to, resolved against
 //! the scenario's names at load time (so a typo is a load error, not a run-time surprise) and
@@ -7,6 +8,18 @@
 
 use crate::jid::Jid;
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The name that introduces sample strings: `${str.NAME}`.
+pub const SAMPLES: &str = "str";
+
+/// Sample strings by name (`fixtures/strings.yaml`), and where they come from (for messages).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Samples {
+    pub values: BTreeMap<String, String>,
+    /// The file they were read from, or why there is none.
+    pub origin: String,
+}
 
 /// What a `${…}` refers to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,6 +32,8 @@ pub enum Var {
     Actor { name: String, part: JidPart },
     /// `${name}`: a value captured earlier by `{=name}` in an expected stanza.
     Capture { name: String },
+    /// `${str.NAME}`: a sample string, known at load time.
+    Sample { name: String, value: String },
 }
 
 /// Which piece of a JID a variable stands for.
@@ -66,10 +81,14 @@ pub enum NameKind {
     Capture,
 }
 
-/// The names visible at one point of a scenario.
+/// The names visible at one point of a scenario (or of a fixture, whose parameters stand for
+/// the scenario's actors).
 #[derive(Clone, Debug, Default)]
 pub struct Scope {
     names: BTreeMap<String, NameKind>,
+    /// Fixture parameter → the scenario actor it is bound to.
+    aliases: BTreeMap<String, String>,
+    samples: Option<Arc<Samples>>,
 }
 
 impl Scope {
@@ -77,8 +96,55 @@ impl Scope {
         self.names.insert(name.to_string(), kind);
     }
 
+    /// `name` stands for the scenario's actor `target` (a fixture parameter).
+    pub fn alias(&mut self, name: &str, target: &str, kind: NameKind) {
+        self.names.insert(name.to_string(), kind);
+        self.aliases.insert(name.to_string(), target.to_string());
+    }
+
+    /// The scenario name `name` stands for (itself unless it is a fixture parameter).
+    pub fn target<'a>(&'a self, name: &'a str) -> &'a str {
+        self.aliases.get(name).map_or(name, String::as_str)
+    }
+
+    pub fn set_samples(&mut self, samples: Arc<Samples>) {
+        self.samples = Some(samples);
+    }
+
     pub fn get(&self, name: &str) -> Option<NameKind> {
         self.names.get(name).copied()
+    }
+
+    /// Every name of the given kind.
+    pub fn names(&self, pred: impl Fn(NameKind) -> bool) -> Vec<String> {
+        self.names.iter().filter(|(_, k)| pred(**k)).map(|(n, _)| n.clone()).collect()
+    }
+
+    fn sample(&self, inner: &str, key: Option<&str>) -> Result<Var, VarError> {
+        let error = |message: String, hint: String| VarError { offset: 0, message, hint: Some(hint) };
+        let Some(samples) = &self.samples else {
+            return Err(error(
+                format!("${{{inner}}}: no sample strings are available here"),
+                "sample strings come from fixtures/strings.yaml in a folder above the scenario".into(),
+            ));
+        };
+        let Some(key) = key.filter(|k| !k.is_empty()) else {
+            return Err(error(format!("${{{inner}}}: which sample string?"), "write ${str.NAME}".into()));
+        };
+        match samples.values.get(key) {
+            Some(value) => Ok(Var::Sample { name: key.to_string(), value: value.clone() }),
+            None => {
+                let known: Vec<&str> = samples.values.keys().map(String::as_str).collect();
+                Err(error(
+                    format!("unknown sample string ${{{inner}}}"),
+                    format!(
+                        "{} defines: {}",
+                        samples.origin,
+                        if known.is_empty() { "nothing".to_string() } else { known.join(", ") }
+                    ),
+                ))
+            }
+        }
     }
 
     fn names_of(&self, pred: impl Fn(NameKind) -> bool) -> String {
@@ -107,7 +173,11 @@ impl Scope {
                 self.names_of(|k| k == NameKind::Capture),
             )),
         };
+        if name == SAMPLES && self.get(name).is_none() {
+            return self.sample(inner, part);
+        }
         let kind = self.get(name).ok_or_else(unknown)?;
+        let target = self.target(name);
         let bad_part = |allowed: &str| VarError {
             offset: 0,
             message: format!("${{{inner}}}: '{name}' has no part '{}'", part.unwrap_or("")),
@@ -124,16 +194,16 @@ impl Scope {
                     });
                 }
                 Ok(if kind == NameKind::Role {
-                    Var::Domain { role: name.into() }
+                    Var::Domain { role: target.into() }
                 } else {
-                    Var::Capture { name: name.into() }
+                    Var::Capture { name: target.into() }
                 })
             }
             NameKind::Account => {
                 let allowed = format!("${{{name}.bare}}, ${{{name}.local}}, ${{{name}.domain}}");
                 match part.and_then(JidPart::parse) {
                     Some(p @ (JidPart::Bare | JidPart::Local | JidPart::Domain)) => {
-                        Ok(Var::Account { name: name.into(), part: p })
+                        Ok(Var::Account { name: target.into(), part: p })
                     }
                     _ => Err(bad_part(&allowed)),
                 }
@@ -152,7 +222,7 @@ impl Scope {
                         )),
                     });
                 }
-                Ok(Var::Actor { name: name.into(), part })
+                Ok(Var::Actor { name: target.into(), part })
             }
         }
     }
@@ -249,6 +319,18 @@ impl Template {
         self.render_with(|v| bindings.value(v))
     }
 
+    /// Substitute every variable without XML escaping (for `send_raw`, whose bytes are sent as written).
+    pub fn render_raw(&self, bindings: &Bindings) -> Result<String, String> {
+        let mut out = String::with_capacity(self.source.len());
+        for part in &self.parts {
+            match part {
+                Part::Literal(s) => out.push_str(s),
+                Part::Var(v, _) => out.push_str(&bindings.value(v)?),
+            }
+        }
+        Ok(out)
+    }
+
     /// Substitute each variable with as many `x` as its `${…}` is long, to check at load time
     /// that the XML is well-formed: byte offsets in the result are offsets in the source (up to
     /// `$${` escapes), so a parse error can be located in the file.
@@ -304,6 +386,7 @@ impl Bindings {
             Var::Capture { name } => {
                 self.captures.get(name).cloned().ok_or_else(|| format!("nothing was captured as '{name}' yet"))
             }
+            Var::Sample { value, .. } => Ok(value.clone()),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! byte-exact transcript of every connection. Knows nothing of scenarios or YAML.
 
 pub mod client;
+pub mod s2s;
 pub mod sasl;
 pub mod stream;
 pub mod transcript;

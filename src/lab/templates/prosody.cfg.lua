@@ -46,3 +46,12 @@ VirtualHost {{ domain|lua }}
 		key = {{ key_file|lua }};
 		cafile = {{ ca_file|lua }};
 	}
+
+-- The IDN vhost (CATALOG F08): named by its U-label, as RFC 7622 §3.2.1 wants JIDs written; its certificate
+-- names the A-label {{ idn_ascii }} (RFC 6125 §6.4.2 compares IDNs as A-labels). DNS has records for the A-label.
+VirtualHost {{ idn_domain|lua }}
+	ssl = {
+		certificate = {{ idn_cert_file|lua }};
+		key = {{ idn_key_file|lua }};
+		cafile = {{ ca_file|lua }};
+	}
