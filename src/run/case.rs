@@ -676,9 +676,46 @@ impl Executor<'_> {
         }
         if let Some(presence) = &decl.presence {
             let el = self.build(presence).map_err(|e| format!("{who}: cannot build the initial presence: {e}"))?;
+            let available = el.attr("type").is_none();
             self.send(&decl.name, el).await?;
+            if available {
+                self.await_own_presence(decl).await?;
+            }
         }
         Ok(())
+    }
+
+    /// Wait until the server has processed the actor's initial presence, so the steps never race
+    /// it: RFC 6121 §4.2.2 says the server MUST broadcast it to all of the user's available
+    /// resources, "including the resource that generated the presence notification". The echo
+    /// stays in the buffer for steps that check it.
+    async fn await_own_presence(&mut self, decl: &ActorDecl) -> Result<(), String> {
+        let who = self.world.who(&decl.name);
+        let Some(me) = self.bindings.actors.get(&decl.name).cloned() else { return Ok(()) };
+        let echo = move |e: &Element| {
+            e.is("presence", NS_CLIENT)
+                && e.attr("type").is_none()
+                && e.attr("from").and_then(|f| crate::jid::Jid::parse(f).ok()).is_some_and(|f| f == me)
+        };
+        let timeout = self.world.setup_timeout;
+        let seen = self
+            .wait_until(Instant::now() + timeout, |actors| {
+                let state = actors.get_mut(&decl.name)?;
+                if state.buffer.iter().any(&echo) {
+                    return Some(Ok(()));
+                }
+                state.gone().map(|why| Err(why))
+            })
+            .await;
+        match seen {
+            Some(Ok(())) => Ok(()),
+            Some(Err(why)) => Err(format!("{who}: {} while waiting for its initial presence echo", ended_text(&why))),
+            None => Err(format!(
+                "{who}: the server did not echo the initial presence within {} (RFC 6121 §4.2.2: it MUST broadcast it to \
+                 the user's available resources, including the one that sent it)",
+                fmt_duration(timeout)
+            )),
+        }
     }
 
     /// Substitute the template's variables and parse the result.
@@ -1554,6 +1591,14 @@ mod tests {
                     Some(answer) => net.deliver(&self.actor, answer),
                     None => net.route(&self.actor, &stanza),
                 }
+                // Like a real server (RFC 6121 §4.2.2), echo available broadcast presence to the sender.
+                let broadcast = stanza.attr("to").is_none() && stanza.attr("type").is_none();
+                if stanza.is("presence", NS_CLIENT) && broadcast {
+                    if let Some((jid, _)) = net.live.get(&self.actor) {
+                        let echo = stanza.clone().with_attr("from", jid.to_string());
+                        net.deliver(&self.actor, echo);
+                    }
+                }
                 if let Some(extra) = &self.extra {
                     extra(&mut net, &self.actor, &stanza);
                 }
@@ -1738,12 +1783,13 @@ mod tests {
         let step = &o.steps[1];
         let msg = step.message.as_deref().unwrap();
         assert!(
-            msg.starts_with("bob1 received nothing matching within 150ms (1 other stanza arrived); closest: <message "),
+            // The other stanza is bob1's own presence echo (RFC 6121 §4.2.2).
+            msg.starts_with("bob1 received nothing matching within 150ms (2 other stanzas arrived); closest: <message "),
             "{msg}"
         );
         assert!(msg.ends_with("differs: attribute 'from' is 'alice-x@a.lab/r1' not 'alice-x@a.lab'"), "{msg}");
-        assert_eq!(step.received.len(), 1);
-        assert!(step.received[0].contains("hi ü"));
+        assert_eq!(step.received.len(), 2);
+        assert!(step.received.iter().any(|r| r.contains("hi ü")));
         assert_eq!(o.message.as_deref(), Some(&*format!("line 12: {msg}")));
         assert_eq!(o.steps[2].outcome, N);
     }
@@ -1765,14 +1811,15 @@ mod tests {
         assert!(o
             .message
             .unwrap()
-            .starts_with("line 13: bob1 received nothing matching within 100ms (1 other stanza arrived)"));
+            .starts_with("line 13: bob1 received nothing matching within 100ms (2 other stanzas arrived)"));
     }
 
     #[tokio::test]
     async fn an_expect_without_ref_is_must() {
         let o = run(&net(), "  - expect: {to: bob1, within: 50ms, xml: <message/>}\n").await;
         assert_eq!((o.verdict, outcomes(&o)), (Verdict::Fail, vec![F]));
-        assert!(o.message.unwrap().contains("(nothing else arrived)"));
+        // Only bob1's own presence echo arrived.
+        assert!(o.message.unwrap().contains("(1 other stanza arrived)"));
     }
 
     #[tokio::test]
