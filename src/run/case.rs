@@ -872,23 +872,45 @@ impl Executor<'_> {
         result.expected = Some(text);
         let captures = self.bindings.captures.clone();
         let actor = expect.actor.as_str();
+        // A pattern with a literal id names one stanza: once a stanza of that kind with that id
+        // has arrived and does not match, it is the answer, and waiting longer cannot change it.
+        let correlated = pattern.attr("id").filter(|id| !id.contains('{')).map(str::to_string);
+        let is_the_answer = |e: &Element| {
+            correlated.as_deref().is_some_and(|id| e.is(&pattern.name, &pattern.ns) && e.attr("id") == Some(id))
+        };
         let waited = self
             .wait_until(Instant::now() + within, |actors| {
                 let state = actors.get_mut(actor)?;
                 for (i, e) in state.buffer.iter().enumerate() {
                     if let Ok(c) = match_element(&pattern, e, &captures) {
-                        return state.buffer.remove(i).map(|e| Waited::Found((e, c)));
+                        return state.buffer.remove(i).map(|e| Waited::Found(Ok((e, c))));
                     }
+                }
+                if let Some(answer) = state.buffer.iter().find(|e| is_the_answer(e)) {
+                    return Some(Waited::Found(Err(answer.clone())));
                 }
                 state.gone().map(|why| Waited::Ended(actor.to_string(), why))
             })
             .await
             .unwrap_or(Waited::TimedOut);
         match waited {
-            Waited::Found((stanza, captures)) => {
+            Waited::Found(Ok((stanza, captures))) => {
                 self.bindings.captures = captures;
                 result.received = vec![stanza.to_xml_in(NS_CLIENT)];
                 result
+            }
+            Waited::Found(Err(answer)) => {
+                let why = match match_element(&pattern, &answer, &self.bindings.captures) {
+                    Err(mismatch) => mismatch.reason,
+                    Ok(_) => "it matches after all".to_string(),
+                };
+                let message = format!(
+                    "{actor} received the {} with id '{}', and it differs: {why}",
+                    pattern.name,
+                    answer.attr("id").unwrap_or_default()
+                );
+                result.received = serialise(&self.unmatched(actor));
+                failed(result, expect.spec.as_ref(), message)
             }
             Waited::Ended(_, why) => self.ended_while_waiting(actor, &why, result),
             Waited::TimedOut => {
@@ -1784,7 +1806,9 @@ mod tests {
         let msg = step.message.as_deref().unwrap();
         assert!(
             // The other stanza is bob1's own presence echo (RFC 6121 §4.2.2).
-            msg.starts_with("bob1 received nothing matching within 150ms (2 other stanzas arrived); closest: <message "),
+            msg.starts_with(
+                "bob1 received nothing matching within 150ms (2 other stanzas arrived); closest: <message "
+            ),
             "{msg}"
         );
         assert!(msg.ends_with("differs: attribute 'from' is 'alice-x@a.lab/r1' not 'alice-x@a.lab'"), "{msg}");
