@@ -212,6 +212,9 @@ struct RunFlags {
     /// Deadline for each login step (connect, TLS, SASL, bind), e.g. 10s.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     step_timeout: Duration,
+    /// Run failing cases again N times; a case whose verdict changes is reported `flaky` (0: never).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    reruns: usize,
 }
 
 #[derive(Args, Debug)]
@@ -328,7 +331,12 @@ fn execute(
     cases: Vec<plan::Case>,
     flags: &RunFlags,
 ) -> ExitCode {
-    let opts = RunOptions { jobs: flags.jobs.max(1), step_timeout: flags.step_timeout, ..RunOptions::default() };
+    let opts = RunOptions {
+        jobs: flags.jobs.max(1),
+        step_timeout: flags.step_timeout,
+        reruns: flags.reruns,
+        ..RunOptions::default()
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => return failure(format!("cannot start the async runtime: {e}")),
@@ -397,8 +405,9 @@ impl Progress {
 
     fn case_done(&self, p: &run::Progress<'_>, elapsed: Duration) {
         let verdict = report::terminal::style(p.result.verdict).apply_to(p.result.verdict.as_str());
+        let rerun = if p.attempt > 0 { format!("rerun {} ", p.attempt) } else { String::new() };
         let line = format!(
-            "[{}/{}] {verdict} {} ({:.1}s)",
+            "[{rerun}{}/{}] {verdict} {} ({:.1}s)",
             p.done,
             p.total,
             p.case_name,
@@ -414,7 +423,9 @@ impl Progress {
         match &self.bar {
             Some(bar) => {
                 bar.set_message(p.case_name.to_string());
-                bar.inc(1);
+                if p.attempt == 0 {
+                    bar.inc(1);
+                }
                 if p.result.verdict.is_failure() {
                     bar.println(line);
                 }

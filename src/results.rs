@@ -54,6 +54,9 @@ pub enum Verdict {
     Xfail,
     /// Declared as an expected failure, but passed.
     Xpass,
+    /// Failed, then did not fail when run again (or the other way round for a declared
+    /// failure): the server's behaviour is not deterministic. Both runs are in the record.
+    Flaky,
 }
 
 impl Verdict {
@@ -63,8 +66,16 @@ impl Verdict {
     }
 
     /// Every verdict, in legend order.
-    pub const ALL: [Verdict; 7] =
-        [Verdict::Pass, Verdict::Warn, Verdict::Fail, Verdict::Error, Verdict::Skip, Verdict::Xfail, Verdict::Xpass];
+    pub const ALL: [Verdict; 8] = [
+        Verdict::Pass,
+        Verdict::Warn,
+        Verdict::Fail,
+        Verdict::Error,
+        Verdict::Skip,
+        Verdict::Xfail,
+        Verdict::Xpass,
+        Verdict::Flaky,
+    ];
 
     /// A symbol that tells the verdicts apart without colour (reports show it next to the word).
     pub fn symbol(self) -> &'static str {
@@ -76,6 +87,7 @@ impl Verdict {
             Verdict::Skip => "–",
             Verdict::Xfail => "x",
             Verdict::Xpass => "X",
+            Verdict::Flaky => "~",
         }
     }
 
@@ -89,6 +101,7 @@ impl Verdict {
             Verdict::Skip => "not run, with the reason (e.g. the feature is not advertised)",
             Verdict::Xfail => "failed, as the servers file declares it is expected to",
             Verdict::Xpass => "declared as an expected failure, but passed: update the declaration",
+            Verdict::Flaky => "failed on one run and not on the rerun: not deterministic (both runs recorded)",
         }
     }
 
@@ -99,6 +112,7 @@ impl Verdict {
             Verdict::Xfail => 1,
             Verdict::Skip => 2,
             Verdict::Warn => 3,
+            Verdict::Flaky => 3,
             Verdict::Xpass => 4,
             Verdict::Fail => 5,
             Verdict::Error => 6,
@@ -114,6 +128,7 @@ impl Verdict {
             Verdict::Skip => "skip",
             Verdict::Xfail => "xfail",
             Verdict::Xpass => "xpass",
+            Verdict::Flaky => "flaky",
         }
     }
 }
@@ -134,6 +149,10 @@ pub struct CaseResult {
     pub duration_ms: u64,
     pub steps: Vec<StepResult>,
     pub connections: Vec<ConnectionRecord>,
+    /// When a failing case was run again (`plugfest run --reruns`): the rerun's own result.
+    /// The fields above are the first run's, so the failure's evidence is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun: Option<Box<CaseResult>>,
 }
 
 /// The catalog area of a scenario file: its folder under `scenarios/` (`scenarios/roster/x.yaml` → `roster`).
@@ -302,6 +321,20 @@ impl Totals {
     }
     pub fn get(&self, v: Verdict) -> usize {
         self.counts.get(&v).copied().unwrap_or(0)
+    }
+
+    /// Cases that do not fail the run and were run: pass, warn, xfail and flaky (its rerun passed).
+    pub fn passed(&self) -> usize {
+        [Verdict::Pass, Verdict::Warn, Verdict::Xfail, Verdict::Flaky].iter().map(|&v| self.get(v)).sum()
+    }
+
+    /// Cases that fail the run (exit code 1).
+    pub fn failed(&self) -> usize {
+        Verdict::ALL.iter().filter(|v| v.is_failure()).map(|&v| self.get(v)).sum()
+    }
+
+    pub fn skipped(&self) -> usize {
+        self.get(Verdict::Skip)
     }
 }
 

@@ -150,7 +150,8 @@ fn trial_name(scenarios: &[Scenario], servers: &ServersFile, case: &Case) -> Str
 /// A case's verdict as a trial outcome.
 fn judge(result: &CaseResult) -> Result<Completion, Failed> {
     match result.verdict {
-        Verdict::Pass | Verdict::Warn | Verdict::Xfail => Ok(Completion::Completed),
+        // Flaky: the rerun passed; the verdict and both runs are in the reports, never hidden.
+        Verdict::Pass | Verdict::Warn | Verdict::Xfail | Verdict::Flaky => Ok(Completion::Completed),
         Verdict::Skip => Ok(Completion::ignored_with(result.message.clone().unwrap_or_else(|| "skipped".into()))),
         Verdict::Fail | Verdict::Error | Verdict::Xpass => {
             let text = plugfest::report::failure_text(result);

@@ -240,9 +240,9 @@ impl Page {
                 })
                 .collect(),
             case_count: run.cases.len(),
-            passed: totals.get(Verdict::Pass) + totals.get(Verdict::Warn) + totals.get(Verdict::Xfail),
-            failed: totals.get(Verdict::Fail) + totals.get(Verdict::Error) + totals.get(Verdict::Xpass),
-            skipped: totals.get(Verdict::Skip),
+            passed: totals.passed(),
+            failed: totals.failed(),
+            skipped: totals.skipped(),
             succeeded: run.succeeded(),
             totals: Verdict::ALL.iter().map(|&v| Count { badge: verdict_badge(v), count: totals.get(v) }).collect(),
             legend: Verdict::ALL.iter().map(|&v| LegendRow { badge: verdict_badge(v), meaning: v.meaning() }).collect(),
@@ -591,6 +591,7 @@ pub(crate) mod tests {
                     base64: None,
                 }],
             }],
+            rerun: None,
         }
     }
 

@@ -80,7 +80,8 @@ fn test_case(c: &CaseResult) -> TestCase {
     let text = super::failure_text(c);
     let headline = c.message.clone().unwrap_or_else(|| c.verdict.meaning().to_string());
     let status = match c.verdict {
-        Verdict::Pass | Verdict::Warn | Verdict::Xfail => TestCaseStatus::success(),
+        // Flaky passes on its rerun; its text (both runs) goes to system-out below.
+        Verdict::Pass | Verdict::Warn | Verdict::Xfail | Verdict::Flaky => TestCaseStatus::success(),
         Verdict::Skip => {
             let mut s = TestCaseStatus::skipped();
             s.set_message(headline.clone());
@@ -97,7 +98,7 @@ fn test_case(c: &CaseResult) -> TestCase {
     tc.set_classname(format!("{}.{}", c.area(), c.scenario));
     tc.set_time(Duration::from_millis(c.duration_ms));
     // Successes that still say something (a warning, the expected failure) keep it visible.
-    if matches!(c.verdict, Verdict::Warn | Verdict::Xfail) && !text.is_empty() {
+    if matches!(c.verdict, Verdict::Warn | Verdict::Xfail | Verdict::Flaky) && !text.is_empty() {
         tc.set_system_out(format!("{}: {text}", c.verdict.as_str()));
     }
     tc

@@ -14,13 +14,14 @@ fn cell(v: Verdict) -> &'static str {
         Verdict::Skip => "skip",
         Verdict::Xfail => "xfail",
         Verdict::Xpass => "XPASS",
+        Verdict::Flaky => "flaky",
     }
 }
 
 pub fn style(v: Verdict) -> Style {
     match v {
         Verdict::Pass => Style::new().green(),
-        Verdict::Warn => Style::new().yellow(),
+        Verdict::Warn | Verdict::Flaky => Style::new().yellow(),
         Verdict::Fail | Verdict::Error | Verdict::Xpass => Style::new().red().bold(),
         Verdict::Skip | Verdict::Xfail => Style::new().dim(),
     }
@@ -145,9 +146,7 @@ fn one_line(xml: &str) -> String {
 /// The closing lines: a breakdown by verdict, then `N passed, N failed, N skipped`.
 pub fn summary(run: &Run) -> String {
     let t = run.totals();
-    let passed = t.get(Verdict::Pass) + t.get(Verdict::Warn) + t.get(Verdict::Xfail);
-    let failed = t.get(Verdict::Fail) + t.get(Verdict::Error) + t.get(Verdict::Xpass);
-    let skipped = t.get(Verdict::Skip);
+    let (passed, failed, skipped) = (t.passed(), t.failed(), t.skipped());
     let breakdown: Vec<String> =
         t.counts.iter().filter(|(_, n)| **n > 0).map(|(v, n)| format!("{n} {}", v.as_str())).collect();
     format!(

@@ -28,6 +28,8 @@ pub struct RunOptions {
     pub run_id: String,
     /// Ask every server its software version (XEP-0092) for the report, alongside the cases.
     pub ask_versions: bool,
+    /// Run failing cases again this many times; a verdict that changes makes the case `flaky`.
+    pub reruns: usize,
 }
 
 impl Default for RunOptions {
@@ -39,6 +41,7 @@ impl Default for RunOptions {
             max_stanza: crate::xml::DEFAULT_MAX_STANZA,
             run_id: new_run_id(),
             ask_versions: true,
+            reruns: 1,
         }
     }
 }
@@ -56,6 +59,8 @@ pub struct Progress<'a> {
     pub total: usize,
     pub case_name: &'a str,
     pub result: &'a CaseResult,
+    /// 0 for the first run of a case, then the rerun's number.
+    pub attempt: usize,
 }
 
 /// Run every case (at most `opts.jobs` at a time) and collect the run. Results come back in
@@ -79,41 +84,19 @@ pub async fn run_cases(
             futures_util::future::join_all(asks).await
         })
     });
-    let limit = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (index, case) in cases.iter().cloned().enumerate() {
-        let (scenarios, servers, limit, opts) = (scenarios.clone(), servers.clone(), limit.clone(), opts.clone());
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            let result = run_one(&scenarios, &servers, &case, &opts).await;
-            (index, result)
-        });
+    let all: Vec<usize> = (0..total).collect();
+    let mut results = run_batch(&scenarios, &servers, &cases, &all, opts, 0, &mut on_progress).await;
+    for attempt in 1..=opts.reruns {
+        let failing: Vec<usize> = (0..total).filter(|&i| results[i].verdict.is_failure()).collect();
+        if failing.is_empty() {
+            break;
+        }
+        let reruns = run_batch(&scenarios, &servers, &cases, &failing, opts, attempt, &mut on_progress).await;
+        for (i, rerun) in failing.into_iter().zip(reruns) {
+            judge_rerun(&mut results[i], rerun);
+        }
     }
-    let mut results: Vec<Option<CaseResult>> = vec![None; total];
-    let mut done = 0;
-    while let Some(joined) = tasks.join_next().await {
-        // A panicking case loses only itself; we still know which one from its id below.
-        let Ok((index, result)) = joined else { continue };
-        done += 1;
-        let name = cases[index].name(&scenarios, &servers);
-        on_progress(Progress { done, total, case_name: &name, result: &result });
-        results[index] = Some(result);
-    }
-    let cases = results
-        .into_iter()
-        .zip(&cases)
-        .map(|(r, c)| {
-            r.unwrap_or_else(|| {
-                skeleton(
-                    &scenarios,
-                    &servers,
-                    c,
-                    Verdict::Error,
-                    "plugfest crashed while running this case (a bug: please report it)".into(),
-                )
-            })
-        })
-        .collect();
+    let cases = results;
     // A server that has not answered one step timeout after the last case is left out of the metadata.
     let versions: Vec<Option<String>> = match versions {
         Some(task) => {
@@ -144,6 +127,68 @@ pub async fn run_cases(
             .collect(),
         cases,
     }
+}
+
+/// Run the cases at `indices` (at most `opts.jobs` at a time); results in the order of `indices`.
+async fn run_batch(
+    scenarios: &Arc<Vec<Scenario>>,
+    servers: &Arc<ServersFile>,
+    cases: &[Case],
+    indices: &[usize],
+    opts: &RunOptions,
+    attempt: usize,
+    on_progress: &mut impl FnMut(Progress<'_>),
+) -> Vec<CaseResult> {
+    let limit = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (slot, &index) in indices.iter().enumerate() {
+        let (scenarios, servers, limit, opts) = (scenarios.clone(), servers.clone(), limit.clone(), opts.clone());
+        let case = cases[index].clone();
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let result = run_one(&scenarios, &servers, &case, &opts).await;
+            (slot, result)
+        });
+    }
+    let mut results: Vec<Option<CaseResult>> = vec![None; indices.len()];
+    let mut done = 0;
+    while let Some(joined) = tasks.join_next().await {
+        // A panicking case loses only itself: its slot stays empty and becomes an error below.
+        let Ok((slot, result)) = joined else { continue };
+        done += 1;
+        let name = cases[indices[slot]].name(scenarios, servers);
+        on_progress(Progress { done, total: indices.len(), case_name: &name, result: &result, attempt });
+        results[slot] = Some(result);
+    }
+    results
+        .into_iter()
+        .zip(indices)
+        .map(|(r, &i)| {
+            r.unwrap_or_else(|| {
+                let message = "plugfest crashed while running this case (a bug: please report it)".to_string();
+                skeleton(scenarios, servers, &cases[i], Verdict::Error, message)
+            })
+        })
+        .collect()
+}
+
+/// Fold a rerun into the first run's result: the same failure again keeps the verdict; anything
+/// else means the server did not behave the same twice, and the case is `flaky`. The first run's
+/// evidence stays in place, the rerun is attached.
+fn judge_rerun(first: &mut CaseResult, rerun: CaseResult) {
+    let said = |c: &CaseResult| match &c.message {
+        Some(m) => format!("{} ({m})", c.verdict.as_str()),
+        None => c.verdict.as_str().to_string(),
+    };
+    if rerun.verdict.is_failure() {
+        if let Some(m) = &mut first.message {
+            m.push_str(&format!(" [failed again on the rerun: {}]", rerun.verdict.as_str()));
+        }
+    } else {
+        first.message = Some(format!("flaky: first run {}; rerun {}", said(first), said(&rerun)));
+        first.verdict = Verdict::Flaky;
+    }
+    first.rerun = Some(Box::new(rerun));
 }
 
 /// Provision the case's accounts, run it, and turn the outcome into a result.
@@ -229,5 +274,6 @@ fn skeleton(
         duration_ms: 0,
         steps: vec![],
         connections: vec![],
+        rerun: None,
     }
 }
