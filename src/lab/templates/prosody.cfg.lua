@@ -20,7 +20,7 @@ network_settings = { tcp_backlog = 1024 }
 
 modules_enabled = {
 	"roster"; "saslauth"; "tls"; "dialback"; "disco"; "posix"; "register";
-	"vcard_legacy"; "vcard4"; "pep"; "private"; "blocklist"; "carbons"; "ping";
+	"vcard_legacy"; "vcard4"; "pep"; "private"; "blocklist"; "carbons"; "ping"; "version";
 }
 
 authentication = "internal_hashed"
