@@ -98,8 +98,10 @@ pub fn describe(c: &CaseResult) -> String {
     let _ = writeln!(out, "\n{}", style(c.verdict).apply_to(head));
     let bad_steps: Vec<_> =
         c.steps.iter().filter(|s| !matches!(s.outcome, StepOutcome::Pass | StepOutcome::NotRun)).collect();
-    // The case message repeats the failing step's; print it only when no step says more.
-    if let (Some(m), true) = (&c.message, bad_steps.iter().all(|s| s.message.is_none())) {
+    // The case message repeats the failing step's; print it only when no step says more, or when it
+    // says what the steps cannot (a flaky case names both runs' verdicts).
+    let says_more = c.verdict == Verdict::Flaky || bad_steps.iter().all(|s| s.message.is_none());
+    if let (Some(m), true) = (&c.message, says_more) {
         let _ = writeln!(out, "  {m}");
     }
     for s in bad_steps {
