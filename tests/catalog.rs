@@ -17,7 +17,7 @@
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use plugfest::plan::{self, Case};
-use plugfest::results::{area_of, CaseResult, Run, ServerSummary, Verdict, SCHEMA_VERSION};
+use plugfest::results::{area_of, CaseResult, Verdict};
 use plugfest::run::{self, RunOptions};
 use plugfest::scenario::{self, Scenario};
 use plugfest::servers::ServersFile;
@@ -109,26 +109,7 @@ fn main() -> ExitCode {
         collected.lock().unwrap_or_else(|p| p.into_inner()).iter_mut().filter_map(Option::take).collect();
     if let (Ok(servers), false) = (&setup, results.is_empty()) {
         let versions = runtime.block_on(ask_versions(servers));
-        let run = Run {
-            schema_version: SCHEMA_VERSION,
-            run_id: run_id.clone(),
-            plugfest_version: env!("CARGO_PKG_VERSION").to_string(),
-            started_at,
-            duration_ms: started.elapsed().as_millis() as u64,
-            servers_file: servers.path.display().to_string(),
-            servers: servers
-                .servers
-                .iter()
-                .zip(versions)
-                .map(|(s, version)| ServerSummary {
-                    name: s.name.clone(),
-                    domain: s.domain.clone(),
-                    software: s.software.clone(),
-                    version,
-                })
-                .collect(),
-            cases: results,
-        };
+        let run = run::assemble(&run_id, started_at, started.elapsed(), servers, &versions, results);
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugfest-catalog").join(&run_id);
         match plugfest::report::write_all(&run, &dir) {
             Ok(paths) => {

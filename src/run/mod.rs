@@ -107,12 +107,25 @@ pub async fn run_cases(
         }
         None => Vec::new(),
     };
+    assemble(&opts.run_id, started_at, started.elapsed(), &servers, &versions, cases)
+}
+
+/// The run record: metadata (plugfest, servers with the versions they advertised, in servers-file
+/// order; missing versions are `None`) around the case results.
+pub fn assemble(
+    run_id: &str,
+    started_at: String,
+    duration: Duration,
+    servers: &ServersFile,
+    versions: &[Option<String>],
+    cases: Vec<CaseResult>,
+) -> Run {
     Run {
         schema_version: SCHEMA_VERSION,
-        run_id: opts.run_id.clone(),
+        run_id: run_id.to_string(),
         plugfest_version: env!("CARGO_PKG_VERSION").to_string(),
         started_at,
-        duration_ms: started.elapsed().as_millis() as u64,
+        duration_ms: duration.as_millis() as u64,
         servers_file: servers.path.display().to_string(),
         servers: servers
             .servers
