@@ -167,6 +167,22 @@ pub enum Action {
     Disconnect { actor: String },
 }
 
+impl Action {
+    /// The actors whose incoming stanzas the step waits for (empty for steps that wait for nothing).
+    pub fn receivers(&self) -> Vec<&str> {
+        match self {
+            Action::Expect(e) => vec![e.actor.as_str()],
+            Action::ExpectNone(e) => e.actors.iter().map(String::as_str).collect(),
+            Action::ExpectUnordered(m) | Action::ExpectSequence(m) => {
+                m.items.iter().map(|i| i.actor.as_str()).collect()
+            }
+            Action::Iq(iq) => vec![iq.actor.as_str()],
+            Action::ExpectClosed(e) => vec![e.actor.as_str()],
+            Action::Send { .. } | Action::SendRaw { .. } | Action::Connect { .. } | Action::Disconnect { .. } => vec![],
+        }
+    }
+}
+
 /// How long an expect-like step waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Within {
