@@ -4,7 +4,7 @@
 use crate::plan;
 use crate::report;
 use crate::results::Run;
-use crate::run::{self, RunOptions};
+use crate::run::{self, RunOptions, DEFAULT_JOBS};
 use crate::scenario;
 use crate::servers::ServersFile;
 use clap::{Args, Parser, Subcommand};
@@ -204,7 +204,7 @@ struct RunFlags {
     #[arg(long)]
     list: bool,
     /// Cases to run at once (each has its own fresh accounts).
-    #[arg(long, short = 'j', value_name = "N", default_value_t = 16)]
+    #[arg(long, short = 'j', value_name = "N", default_value_t = DEFAULT_JOBS)]
     jobs: usize,
     /// Folder for reports; each run writes <DIR>/<run-id>/results.json.
     #[arg(long, value_name = "DIR", default_value = "reports")]
