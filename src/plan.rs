@@ -53,24 +53,8 @@ pub fn expand(scenarios: &[Scenario], servers: &ServersFile, filter: Option<&str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::tls::{TlsMode, Trust};
-    use crate::servers::{Accounts, Server};
+    use crate::servers::Server;
     use std::path::PathBuf;
-
-    fn server(name: &str) -> Server {
-        Server {
-            name: name.into(),
-            domain: format!("{name}.lab"),
-            address: None,
-            port: None,
-            tls: TlsMode::Required,
-            trust: Trust::System,
-            accounts: Accounts::InBand,
-            software: None,
-            idn_domain: None,
-            expected_failures: vec![],
-        }
-    }
 
     fn scenario(id: &str, roles: &[&str]) -> Scenario {
         Scenario {
@@ -84,7 +68,7 @@ mod tests {
     }
 
     fn servers(names: &[&str]) -> ServersFile {
-        ServersFile { path: "s.yaml".into(), netns: None, servers: names.iter().map(|n| server(n)).collect() }
+        ServersFile { path: "s.yaml".into(), netns: None, servers: names.iter().map(|n| Server::example(n)).collect() }
     }
 
     #[test]

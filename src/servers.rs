@@ -284,6 +284,23 @@ pub fn parse_expected_failures(
 }
 
 impl Server {
+    /// A server `<name>` for `<name>.lab` with every optional setting at its default (for tests).
+    #[cfg(test)]
+    pub(crate) fn example(name: &str) -> Server {
+        Server {
+            name: name.into(),
+            domain: format!("{name}.lab"),
+            address: None,
+            port: None,
+            tls: TlsMode::Required,
+            trust: Trust::System,
+            accounts: Accounts::InBand,
+            software: None,
+            idn_domain: None,
+            expected_failures: vec![],
+        }
+    }
+
     /// The declared expected failures for `scenario` when this server plays `role`.
     pub fn expected_failures_for<'a>(
         &'a self,

@@ -322,36 +322,24 @@ fn areas(run: &Run, servers: &[String], anchors: &[String]) -> Vec<AreaView> {
         .map(|area| {
             let in_area: Vec<&CaseResult> = run.cases.iter().filter(|c| c.area() == area).collect();
             let pairs: Vec<&CaseResult> = in_area.iter().copied().filter(|c| c.roles.len() == 2).collect();
-            let matrix = (!pairs.is_empty()).then(|| Matrix {
-                corner: "A \\ B".into(),
-                columns: servers.to_vec(),
-                rows: servers
-                    .iter()
-                    .map(|row| MatrixRow {
-                        label: row.clone(),
-                        cells: servers
-                            .iter()
-                            .map(|col| {
-                                let here: Vec<&CaseResult> =
-                                    pairs.iter().copied().filter(|c| roles_are(c, &[row, col])).collect();
-                                let ok = here.iter().filter(|c| !c.verdict.is_failure()).count();
-                                match worst(here.iter().copied()) {
-                                    Some(w) => Cell {
-                                        badge: Some(verdict_badge(w.verdict)),
-                                        note: format!("{ok}/{} ok", here.len()),
-                                        href: Some(anchor_of(w)),
-                                        title: here
-                                            .iter()
-                                            .map(|c| format!("{}: {}", c.scenario, c.verdict.as_str()))
-                                            .collect::<Vec<_>>()
-                                            .join("\n"),
-                                    },
-                                    None => empty_cell(),
-                                }
-                            })
-                            .collect(),
-                    })
-                    .collect(),
+            let matrix = (!pairs.is_empty()).then(|| {
+                pair_matrix("A \\ B".into(), servers, |row, col| {
+                    let here: Vec<&CaseResult> = pairs.iter().copied().filter(|c| roles_are(c, &[row, col])).collect();
+                    let ok = here.iter().filter(|c| !c.verdict.is_failure()).count();
+                    match worst(here.iter().copied()) {
+                        Some(w) => Cell {
+                            badge: Some(verdict_badge(w.verdict)),
+                            note: format!("{ok}/{} ok", here.len()),
+                            href: Some(anchor_of(w)),
+                            title: here
+                                .iter()
+                                .map(|c| format!("{}: {}", c.scenario, c.verdict.as_str()))
+                                .collect::<Vec<_>>()
+                                .join("\n"),
+                        },
+                        None => empty_cell(),
+                    }
+                })
             });
             let mut ids: Vec<&str> = Vec::new();
             for c in &in_area {
@@ -401,27 +389,28 @@ fn case_cell(c: &CaseResult, anchor_of: &dyn Fn(&CaseResult) -> String) -> Cell 
 
 /// One scenario's cases as a matrix: rows A × columns B for two roles, one row for one role,
 /// one row per case otherwise.
+/// A server × server matrix (rows: role A's server, columns: role B's), one cell per pair.
+fn pair_matrix(corner: String, servers: &[String], cell: impl Fn(&String, &String) -> Cell) -> Matrix {
+    Matrix {
+        corner,
+        columns: servers.to_vec(),
+        rows: servers
+            .iter()
+            .map(|row| MatrixRow { label: row.clone(), cells: servers.iter().map(|col| cell(row, col)).collect() })
+            .collect(),
+    }
+}
+
 fn scenario_view(cases: &[&CaseResult], servers: &[String], anchor_of: &dyn Fn(&CaseResult) -> String) -> ScenarioView {
     let first = cases[0];
     let roles: Vec<&String> = first.roles.keys().collect();
     let matrix = match roles.as_slice() {
-        [a, b] => Matrix {
-            corner: format!("{a} \\ {b}"),
-            columns: servers.to_vec(),
-            rows: servers
-                .iter()
-                .map(|row| MatrixRow {
-                    label: row.clone(),
-                    cells: servers
-                        .iter()
-                        .map(|col| match cases.iter().find(|c| roles_are(c, &[row, col])) {
-                            Some(c) => case_cell(c, anchor_of),
-                            None => empty_cell(),
-                        })
-                        .collect(),
-                })
-                .collect(),
-        },
+        [a, b] => pair_matrix(format!("{a} \\ {b}"), servers, |row, col| {
+            match cases.iter().find(|c| roles_are(c, &[row, col])) {
+                Some(c) => case_cell(c, anchor_of),
+                None => empty_cell(),
+            }
+        }),
         [a] => Matrix {
             corner: String::new(),
             columns: servers.to_vec(),

@@ -1720,21 +1720,6 @@ mod tests {
         }
     }
 
-    fn test_server(name: &str) -> Server {
-        Server {
-            name: name.into(),
-            domain: format!("{name}.lab"),
-            address: None,
-            port: None,
-            tls: crate::net::tls::TlsMode::Required,
-            trust: crate::net::tls::Trust::System,
-            accounts: crate::servers::Accounts::InBand,
-            software: None,
-            idn_domain: None,
-            expected_failures: vec![],
-        }
-    }
-
     const HEAD: &str = "id: t\ntitle: test\nroles: [A, B]\naccounts:\n  alice: {server: A}\n  bob: {server: B}\n\
                         actors:\n  alice1: {account: alice, resource: r1}\n  bob1: {account: bob, resource: r1}\n";
 
@@ -2158,7 +2143,7 @@ mod tests {
         assert!(o.message.unwrap().contains("within 120ms"));
         assert_eq!(o.steps[0].description, "bob1 receives <message/> within 120ms");
         assert_eq!(o.steps[1].description, "bob1 receives <message/> within 5s");
-        let (p, e) = (test_server("p"), test_server("e"));
+        let (p, e) = (Server::example("p"), Server::example("e"));
         let same: BTreeMap<String, &Server> = [("A".to_string(), &p), ("B".to_string(), &p)].into_iter().collect();
         let cross: BTreeMap<String, &Server> = [("A".to_string(), &p), ("B".to_string(), &e)].into_iter().collect();
         assert_eq!((default_within(&same), default_within(&cross)), (LOCAL, S2S));
@@ -2324,14 +2309,14 @@ mod tests {
         assert_eq!(judge_expected(Verdict::Error, Some("e".into()), &declared), (Verdict::Error, Some("e".into())));
         assert_eq!(judge_expected(Verdict::Fail, None, &[]), (Verdict::Fail, None));
 
-        let mut e = test_server("ejabberd");
+        let mut e = Server::example("ejabberd");
         e.expected_failures = vec![crate::servers::ExpectedFailure {
             scenario: "t".into(),
             roles: vec!["B".into()],
             reason: "why".into(),
             link: Some("https://x".into()),
         }];
-        let p = test_server("prosody");
+        let p = Server::example("prosody");
         let (scenario, _) = crate::scenario::parse_str(Path::new("t.yaml"), &format!("{HEAD}steps:\n{CHAT}")).unwrap();
         let roles = |a: &Server, b: &Server| -> Vec<String> {
             let map: BTreeMap<String, &Server> = [("A".to_string(), a), ("B".to_string(), b)].into_iter().collect();
@@ -2346,7 +2331,7 @@ mod tests {
         let yaml = "id: t\ntitle: t\nroles: [A]\naccounts:\n  alice: {server: A, idn: true}\n\
                     actors:\n  alice1: {account: alice}\nsteps:\n  - send: {as: alice1, xml: <message/>}\n";
         let (scenario, _) = crate::scenario::parse_str(Path::new("t.yaml"), yaml).unwrap();
-        let mut p = test_server("prosody");
+        let mut p = Server::example("prosody");
         let roles = |s: &Server| -> BTreeMap<String, Server> { [("A".to_string(), s.clone())].into_iter().collect() };
         let unsupported_on = |s: &Server| {
             let owned = roles(s);
