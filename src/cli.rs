@@ -90,8 +90,9 @@ struct DiffArgs {
 
 #[derive(Subcommand, Debug)]
 enum LabCommand {
-    /// Install missing packages (apt), then start dnsmasq, Prosody and ejabberd. Safe to repeat.
-    Up(LabArgs),
+    /// Install missing packages (apt), then start dnsmasq, Prosody and ejabberd. Safe to repeat: a lab that is up
+    /// is reconfigured (affected servers restarted) when --profile or --server-cert differ from what it runs.
+    Up(LabUpArgs),
     /// Stop exactly the processes `up` started and remove the network namespace.
     Down(LabArgs),
     /// Show what runs, where, and the servers file (no root needed).
@@ -106,6 +107,26 @@ struct LabArgs {
     /// Where the lab keeps its configs, certificates, data, logs and servers file.
     #[arg(long, value_name = "DIR", default_value = "/var/lib/plugfest/lab")]
     state_dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct LabUpArgs {
+    #[command(flatten)]
+    lab: LabArgs,
+    /// s2s policy of both servers (CATALOG §0.7): secure = valid certificates only; compat = dialback allowed
+    /// when a peer's certificate is untrusted. TLS is mandatory in both.
+    #[arg(long, value_name = "secure|compat", default_value = "secure")]
+    profile: crate::servers::S2sPolicy,
+    /// Have a server present a certificate fixture instead of its good certificate, e.g.
+    /// `ejabberd.lab=wrongname` (fixtures: `plugfest ca fixtures --list`). Repeatable; without it, good certificates.
+    #[arg(long, value_name = "SERVER=FIXTURE")]
+    server_cert: Vec<crate::lab::ServerCert>,
+}
+
+impl LabUpArgs {
+    fn options(&self) -> crate::lab::LabOptions {
+        crate::lab::LabOptions { profile: self.profile, server_certs: self.server_cert.clone() }
+    }
 }
 
 impl LabArgs {
@@ -460,7 +481,7 @@ fn cmd_demo(flags: &RunFlags) -> ExitCode {
 fn cmd_lab(cmd: LabCommand) -> ExitCode {
     let say = |m: &str| eprintln!("{m}");
     let outcome = match &cmd {
-        LabCommand::Up(a) => crate::lab::up(&a.config(), &say).map(|s| println!("{s}")),
+        LabCommand::Up(a) => crate::lab::up_with(&a.lab.config(), &a.options(), &say).map(|s| println!("{s}")),
         LabCommand::Down(a) => crate::lab::down(&a.config(), &say),
         LabCommand::Status(a) => crate::lab::status(&a.config()).map(|s| println!("{s}")),
     };

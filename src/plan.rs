@@ -62,13 +62,14 @@ mod tests {
             title: id.into(),
             file: PathBuf::from(format!("{id}.yaml")),
             roles: roles.iter().map(|r| r.to_string()).collect(),
+            s2s_policy: None,
             accounts: vec![],
             script: Default::default(),
         }
     }
 
     fn servers(names: &[&str]) -> ServersFile {
-        ServersFile { path: "s.yaml".into(), netns: None, servers: names.iter().map(|n| Server::example(n)).collect() }
+        ServersFile { path: "s.yaml".into(), netns: None, harness: None, servers: names.iter().map(|n| Server::example(n)).collect() }
     }
 
     #[test]

@@ -302,6 +302,12 @@ pub struct ConnectionRecord {
     pub jid: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsInfo>,
+    /// For a connection of a peer actor (the harness as a remote server): what it saw — direction,
+    /// stream ids, the certificate it presented, the other server's chain and which identity in
+    /// it matched, authentication attempts, dialback verifies, outcome. Its `transcript` is empty
+    /// (the connection's own is used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s2s: Option<Box<crate::xmpp::s2s::LegRecord>>,
     pub transcript: Vec<TranscriptEntry>,
 }
 

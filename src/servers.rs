@@ -18,7 +18,28 @@ use std::time::Duration;
 struct RawFile {
     #[serde(default)]
     netns: Option<String>,
+    #[serde(default)]
+    harness: Option<Spanned<RawHarness>>,
     servers: Vec<RawServer>,
+}
+
+/// `harness: {domain: harness.lab, listen: "127.0.0.20:5269", ca_dir: ca}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHarness {
+    domain: String,
+    listen: std::net::SocketAddr,
+    ca_dir: PathBuf,
+}
+
+/// Where plugfest plays remote servers for peer actors (CATALOG area G): each case's peer gets a
+/// subdomain of `domain`, which must resolve to `listen`'s address for the servers under test;
+/// `ca_dir` is the lab CA (`plugfest ca init`) that issues the peers' certificates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HarnessConfig {
+    pub domain: String,
+    pub listen: std::net::SocketAddr,
+    pub ca_dir: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -40,7 +61,50 @@ struct RawServer {
     #[serde(default)]
     idn_domain: Option<Spanned<String>>,
     #[serde(default)]
+    s2s_policy: Option<Spanned<String>>,
+    #[serde(default)]
     expected_failures: Vec<Spanned<ExpectedFailure>>,
+}
+
+/// How a server treats other servers on s2s (CATALOG §0.7), as the servers file declares it (§0.5 manifest).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum S2sPolicy {
+    /// TLS mandatory; a peer is accepted only with a valid certificate for its domain (SASL EXTERNAL, or
+    /// dialback without dialing back on a valid certificate); no dialback fallback on an untrusted one.
+    #[default]
+    Secure,
+    /// TLS mandatory; dialback (XEP-0220) allowed when the certificate is untrusted (RFC 7590 §3.4).
+    Compat,
+}
+
+impl S2sPolicy {
+    pub const ALL: [S2sPolicy; 2] = [S2sPolicy::Secure, S2sPolicy::Compat];
+
+    /// The name in servers files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            S2sPolicy::Secure => "secure",
+            S2sPolicy::Compat => "compat",
+        }
+    }
+}
+
+impl std::fmt::Display for S2sPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for S2sPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        S2sPolicy::ALL
+            .into_iter()
+            .find(|p| p.name() == s.trim())
+            .ok_or_else(|| format!("unknown s2s policy {s:?}; the policies are: secure, compat"))
+    }
 }
 
 /// A case declared to fail on a server, with the evidence (docs/servers-file.md): it reports
@@ -95,6 +159,8 @@ pub struct Server {
     /// A second, internationalised domain the server hosts (e.g. `bücher.lab`), for scenario
     /// accounts with `idn: true`.
     pub idn_domain: Option<String>,
+    /// Its s2s policy (CATALOG §0.5, §0.7); `None`: not declared (unknown).
+    pub s2s_policy: Option<S2sPolicy>,
     /// Cases known to fail on this server.
     pub expected_failures: Vec<ExpectedFailure>,
 }
@@ -105,6 +171,8 @@ pub struct ServersFile {
     pub path: PathBuf,
     /// Network namespace the servers live in; plugfest enters it before connecting.
     pub netns: Option<String>,
+    /// The harness as remote servers (peer actors); `None`: cases with peers are skipped.
+    pub harness: Option<HarnessConfig>,
     pub servers: Vec<Server>,
 }
 
@@ -177,6 +245,13 @@ impl ServersFile {
                 None => None,
                 Some(d) => Some(check_idn_domain(path, d, &domain)?),
             };
+            let s2s_policy = match &s.s2s_policy {
+                None => None,
+                Some(p) => Some(p.value.parse::<S2sPolicy>().map_err(|e| {
+                    ConfigError::at(path, p.referenced, e)
+                        .with_hint("secure: certificates only; compat: dialback allowed on untrusted certificates (docs/servers-file.md)")
+                })?),
+            };
             let mut expected_failures = Vec::new();
             for f in s.expected_failures {
                 expected_failures.push(check_expected_failure(path, f)?);
@@ -191,10 +266,37 @@ impl ServersFile {
                 accounts: s.accounts,
                 software: s.software,
                 idn_domain,
+                s2s_policy,
                 expected_failures,
             });
         }
-        Ok(ServersFile { path: path.to_path_buf(), netns: raw.netns, servers })
+        let harness = match raw.harness {
+            None => None,
+            Some(h) => {
+                let ca_dir =
+                    if h.value.ca_dir.is_absolute() { h.value.ca_dir.clone() } else { base.join(&h.value.ca_dir) };
+                if !crate::ca::CaDir::new(&ca_dir).exists() {
+                    return Err(ConfigError::at(
+                        path,
+                        h.referenced,
+                        format!("harness.ca_dir {} holds no lab CA", ca_dir.display()),
+                    )
+                    .with_hint(
+                        "relative paths are taken from the servers file's folder; `plugfest ca init DIR` makes one",
+                    ));
+                }
+                let domain = h.value.domain.trim().trim_end_matches('.').to_ascii_lowercase();
+                if Jid::parse(&domain).map_or(true, |j| j.local().is_some() || j.resource().is_some()) {
+                    return Err(ConfigError::at(
+                        path,
+                        h.referenced,
+                        format!("harness.domain {domain:?} is not a domain"),
+                    ));
+                }
+                Some(HarnessConfig { domain, listen: h.value.listen, ca_dir })
+            }
+        };
+        Ok(ServersFile { path: path.to_path_buf(), netns: raw.netns, harness, servers })
     }
 
     pub fn get(&self, name: &str) -> Option<&Server> {
@@ -297,6 +399,7 @@ impl Server {
             accounts: Accounts::InBand,
             software: None,
             idn_domain: None,
+            s2s_policy: None,
             expected_failures: vec![],
         }
     }
@@ -381,6 +484,22 @@ mod tests {
         let e = load_text(&format!("{HEAD}    expected_failures:\n      - {{scenario: x, reason: r, why: y}}\n"))
             .unwrap_err();
         assert!(e.message.contains("unknown field `why`"), "{e}");
+    }
+
+    #[test]
+    fn s2s_policy_loads_and_bad_values_are_errors_at_their_line() {
+        assert_eq!(load_text(HEAD).unwrap().servers[0].s2s_policy, None);
+        let f = load_text(&format!("{HEAD}    s2s_policy: compat\n")).unwrap();
+        assert_eq!(f.servers[0].s2s_policy, Some(S2sPolicy::Compat));
+        let f = load_text(&format!("{HEAD}    s2s_policy: secure\n")).unwrap();
+        assert_eq!(f.servers[0].s2s_policy, Some(S2sPolicy::Secure));
+        let e = load_text(&format!("{HEAD}    s2s_policy: strict\n")).unwrap_err();
+        assert_eq!((e.line, e.column), (5, 17), "{e}");
+        assert!(e.message.contains("unknown s2s policy \"strict\""), "{e}");
+        assert!(e.hint.as_deref().unwrap_or("").contains("dialback"), "{e}");
+        assert_eq!("compat".parse::<S2sPolicy>(), Ok(S2sPolicy::Compat));
+        assert_eq!(S2sPolicy::Secure.to_string(), "secure");
+        assert_eq!(serde_json::to_string(&S2sPolicy::Compat).unwrap(), "\"compat\"");
     }
 
     #[test]

@@ -19,6 +19,11 @@ fn config_file(lab: &Layout) -> PathBuf {
     lab.component_dir(NAME).join("dnsmasq.conf")
 }
 
+/// The config file as written by the last start (empty when there is none).
+pub(crate) fn written_config(lab: &Layout) -> String {
+    fs::read_to_string(config_file(lab)).unwrap_or_default()
+}
+
 pub(crate) fn log_file(lab: &Layout) -> PathBuf {
     lab.component_dir(NAME).join("dnsmasq.log")
 }
@@ -38,7 +43,11 @@ pub(crate) fn config() -> Result<String> {
     servers.push(context! { domain => idn });
     // The harness serves s2s only: an `_xmpp-server._tcp` SRV record and no client one.
     let s2s_only = [HARNESS.0];
-    let ctx = context! { zone => ZONE, address => ADDRESS.to_string(), hosts, servers, s2s_only };
+    // Every name under harness.lab is the harness too (`g03-abc123.harness.lab`): a fresh domain per case, so
+    // no server reuses s2s state (links, dialback results, retry timers) from an earlier case. No SRV records
+    // below harness.lab: servers fall back to the A record and port 5269 (RFC 6120 §3.2.2).
+    let wildcards = [context! { name => HARNESS.0, address => HARNESS.1.to_string() }];
+    let ctx = context! { zone => ZONE, address => ADDRESS.to_string(), hosts, servers, s2s_only, wildcards };
     render("dnsmasq.conf", TEMPLATE, ctx)
 }
 
@@ -78,5 +87,17 @@ mod tests {
         assert!(!text.contains("_xmpp-client._tcp.harness.lab"));
         assert!(text.contains("host-record=down.lab,127.0.0.21\n") && !text.contains("down.lab,5269"));
         assert!(!text.contains("nxdomain.lab"), "nxdomain.lab has no records at all");
+    }
+
+    #[test]
+    fn every_name_under_harness_lab_is_the_harness() {
+        let text = config().unwrap();
+        // dnsmasq: `address=/d/ip` answers A queries for d and every name below it.
+        assert!(text.contains("address=/harness.lab/127.0.0.20\n"), "{text}");
+        // harness.lab keeps its own A and SRV records; subdomains get no SRV (A fallback on 5269).
+        assert!(text.contains("host-record=harness.lab,127.0.0.20\n"));
+        assert!(text.contains("srv-host=_xmpp-server._tcp.harness.lab,harness.lab,5269\n"));
+        assert_eq!(text.matches("address=/").count(), 1, "no other wildcard: {text}");
+        assert!(!text.contains("address=/lab/"), "other lab names must stay NXDOMAIN");
     }
 }

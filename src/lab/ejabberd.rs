@@ -3,8 +3,9 @@
 //! child, so both PIDs are recorded; stopping asks the node to stop (`ejabberdctl stop`) before signalling.
 
 use super::process::{self, children_of, cmdline, run, spawn_detached, ProcRecord};
-use super::{render, LabServer, Layout, EJABBERD};
+use super::{render, LabServer, Layout, ServerSettings, EJABBERD};
 use crate::ca::LeafFiles;
+use crate::servers::S2sPolicy;
 use anyhow::Result;
 use minijinja::context;
 use std::path::{Path, PathBuf};
@@ -38,7 +39,9 @@ pub(crate) fn log_files(lab: &Layout) -> Vec<PathBuf> {
     vec![var_dir(lab).join("log").join("ejabberd.log"), dir(lab).join("console.log")]
 }
 
-pub(crate) fn config(certfile: &Path, ca_file: &Path) -> Result<String> {
+/// `profile` chooses the s2s policy (CATALOG §0.7): `secure` leaves out mod_s2s_dialback, so every peer must
+/// authenticate with its certificate; `compat` loads it, so peers with untrusted certificates may use dialback.
+pub(crate) fn config(certfile: &Path, ca_file: &Path, profile: S2sPolicy) -> Result<String> {
     let path = |p: &Path| p.to_string_lossy().into_owned();
     render(
         "ejabberd.yml",
@@ -48,8 +51,26 @@ pub(crate) fn config(certfile: &Path, ca_file: &Path) -> Result<String> {
             address => SERVER.address.to_string(),
             certfile => path(certfile),
             ca_file => path(ca_file),
+            dialback => profile == S2sPolicy::Compat,
+            profile => profile.name(),
         },
     )
+}
+
+/// `certs/fullchain-key.pem`: key + chain (+ root) of the certificate it presents, on c2s and s2s alike
+/// (ejabberd picks one certificate per domain).
+fn certfile(lab: &Layout) -> PathBuf {
+    dir(lab).join("certs").join("fullchain-key.pem")
+}
+
+/// The config `settings` give (what [`start`] writes), for telling whether a running ejabberd needs a restart.
+pub(crate) fn desired_config(lab: &Layout, settings: &ServerSettings, ca_file: &Path) -> Result<String> {
+    config(&certfile(lab), ca_file, settings.profile)
+}
+
+/// The config file as written by the last start (empty when there is none).
+pub(crate) fn written_config(lab: &Layout) -> String {
+    std::fs::read_to_string(dir(lab).join("ejabberd.yml")).unwrap_or_default()
 }
 
 pub(crate) fn ctl_config(lab: &Layout, cookie: &str) -> Result<String> {
@@ -86,21 +107,22 @@ fn ejabberdctl(lab: &Layout, command: &[&str]) -> Command {
     cmd
 }
 
-/// Set up its folder (configs, a copy of key+chain it can read, a fresh spool) and start it.
+/// Set up its folder (configs, a copy of key+chain it can read, a fresh spool) and start it. `leaf` is what it
+/// presents (a fixture when `settings.fixture` says so: ejabberd uses one certificate for c2s and s2s).
 /// Returns the wrapper's record; [`find_vm`] adds the VM's once the server answers.
-pub(crate) fn start(lab: &Layout, leaf: &LeafFiles, ca_file: &Path) -> Result<ProcRecord> {
+pub(crate) fn start(lab: &Layout, settings: &ServerSettings, leaf: &LeafFiles, ca_file: &Path) -> Result<ProcRecord> {
     let dir = dir(lab);
     lab.prepare_dir(&dir, None)?;
     let certs = dir.join("certs");
     lab.prepare_dir(&certs, None)?;
-    let certfile = certs.join("fullchain-key.pem");
+    let certfile = certfile(lab);
     lab.install_file(&leaf.fullchain_key, &certfile, Some(USER))?;
     let var = var_dir(lab);
     lab.fresh_dir(&var, USER)?;
     for sub in ["db", "log"] {
         lab.prepare_dir(&var.join(sub), Some(USER))?;
     }
-    lab.write_config(&dir.join("ejabberd.yml"), &config(&certfile, ca_file)?, None)?;
+    lab.write_config(&dir.join("ejabberd.yml"), &config(&certfile, ca_file, settings.profile)?, None)?;
     // ejabberdctl points Erlang at <config dir>/inetrc; without one Erlang logs an error at every start.
     lab.write_config(&dir.join("inetrc"), INETRC, None)?;
     // The cookie guards the node's control port; only ejabberd (and root) may read it.
@@ -148,7 +170,7 @@ mod tests {
 
     #[test]
     fn config_has_lab_essentials() {
-        let text = config(Path::new("/e/fullchain-key.pem"), Path::new("/ca/root.pem")).unwrap();
+        let text = config(Path::new("/e/fullchain-key.pem"), Path::new("/ca/root.pem"), S2sPolicy::Secure).unwrap();
         for option in [
             "  - \"ejabberd.lab\"\n",
             "  - \"/e/fullchain-key.pem\"\n",
@@ -165,6 +187,10 @@ mod tests {
             assert!(text.contains(option), "missing {option:?}\n{text}");
         }
         assert!(!text.contains("  mod_s2s_dialback:"), "certificate-only s2s");
+        assert!(text.contains("  mod_mam:\n") && text.contains("    default: always\n"), "{text}");
+        let compat = config(Path::new("/e/fullchain-key.pem"), Path::new("/ca/root.pem"), S2sPolicy::Compat).unwrap();
+        assert!(compat.contains("s2s_use_starttls: required\n"), "TLS stays mandatory");
+        assert!(compat.contains("  mod_s2s_dialback: {}\n"), "{compat}");
     }
 
     #[test]

@@ -14,7 +14,9 @@ mod process;
 mod prosody;
 mod ready;
 
-use crate::ca::{CaDir, LeafFiles};
+use crate::ca::CaDir;
+pub use crate::ca::Fixture;
+pub use crate::servers::S2sPolicy;
 use anyhow::{anyhow, bail, Context, Result};
 use nix::fcntl::{Flock, FlockArg};
 use process::ProcRecord;
@@ -25,6 +27,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 /// Where and under which namespace name the lab lives. Several labs can run side by side with different values.
@@ -71,6 +74,64 @@ pub const EJABBERD: LabServer = LabServer {
 
 pub const SERVERS: [LabServer; 2] = [PROSODY, EJABBERD];
 
+/// How `up` configures the servers (`plugfest lab up --profile … --server-cert …`, docs/lab.md).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LabOptions {
+    /// The s2s policy of both servers (CATALOG §0.7).
+    pub profile: S2sPolicy,
+    /// Servers that present a certificate fixture (CATALOG §0.6) instead of their good certificate.
+    pub server_certs: Vec<ServerCert>,
+}
+
+/// One lab server presenting a certificate fixture: `ejabberd.lab=wrongname` (or `ejabberd=wrongname`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerCert {
+    pub server: LabServer,
+    pub fixture: Fixture,
+}
+
+impl FromStr for ServerCert {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let names = || SERVERS.map(|s| s.domain).join(", ");
+        let (who, fixture) = s.split_once('=').ok_or_else(|| {
+            format!("{s:?} is not SERVER=FIXTURE, e.g. ejabberd.lab=wrongname (servers: {})", names())
+        })?;
+        let server = SERVERS
+            .into_iter()
+            .find(|x| x.domain == who.trim() || x.name == who.trim())
+            .ok_or_else(|| format!("{who:?} is not a lab server; the lab servers are {}", names()))?;
+        Ok(ServerCert { server, fixture: fixture.trim().parse()? })
+    }
+}
+
+impl LabOptions {
+    /// What `server` runs with under these options.
+    fn settings(&self, server: &LabServer) -> ServerSettings {
+        let fixture = self.server_certs.iter().rev().find(|c| c.server.name == server.name).map(|c| c.fixture);
+        ServerSettings { profile: self.profile, fixture: fixture.filter(|f| *f != Fixture::Good) }
+    }
+
+    fn check(&self) -> Result<()> {
+        for (i, a) in self.server_certs.iter().enumerate() {
+            if let Some(b) =
+                self.server_certs[..i].iter().find(|b| b.server.name == a.server.name && b.fixture != a.fixture)
+            {
+                bail!("{} is given two certificates ({} and {}): choose one", a.server.domain, b.fixture, a.fixture);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What one lab server runs with: its s2s policy and, instead of its good certificate, a fixture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ServerSettings {
+    pub profile: S2sPolicy,
+    pub fixture: Option<Fixture>,
+}
+
 /// The name and address kept for the harness's own s2s peer (it has an A record in the lab's DNS).
 pub const HARNESS: (&str, Ipv4Addr) = ("harness.lab", Ipv4Addr::new(127, 0, 0, 20));
 
@@ -110,6 +171,25 @@ pub struct LabStatus {
     pub state_dir: PathBuf,
     pub components: Vec<ComponentStatus>,
     pub servers_file: PathBuf,
+    /// Per lab server, as the last `up` configured it (empty when nothing is recorded).
+    pub setups: Vec<ServerSetup>,
+}
+
+/// How a running lab server is configured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerSetup {
+    pub server: String,
+    pub profile: S2sPolicy,
+    /// The certificate fixture it presents instead of its good certificate.
+    pub fixture: Option<String>,
+}
+
+impl LabStatus {
+    /// The s2s policy profile of the lab's servers, when they all have the same recorded one.
+    pub fn profile(&self) -> Option<S2sPolicy> {
+        let first = self.setups.first()?.profile;
+        self.setups.iter().all(|s| s.profile == first).then_some(first)
+    }
 }
 
 impl LabStatus {
@@ -142,6 +222,31 @@ impl fmt::Display for LabStatus {
             };
             writeln!(f, "  {:<9} {:<8} {:<10} {:<16} {}", c.name, state, pid, c.address, c.domain)?;
         }
+        if !self.setups.is_empty() {
+            let profiles: Vec<String> = match self.profile() {
+                Some(p) => vec![p.to_string()],
+                None => self.setups.iter().map(|s| format!("{} {}", s.server, s.profile)).collect(),
+            };
+            writeln!(
+                f,
+                "s2s policy: {} (CATALOG §0.7; `plugfest lab up --profile secure|compat`)",
+                profiles.join(", ")
+            )?;
+            let certs: Vec<String> = self
+                .setups
+                .iter()
+                .map(|s| match &s.fixture {
+                    Some(fx) => format!("{} presents the `{fx}` fixture", s.server),
+                    None => format!("{} good", s.server),
+                })
+                .collect();
+            let restore = if self.setups.iter().any(|s| s.fixture.is_some()) {
+                " (`plugfest lab up` without --server-cert restores the good ones)"
+            } else {
+                ""
+            };
+            writeln!(f, "certificates: {}{restore}", certs.join(", "))?;
+        }
         write!(f, "servers file: {}", self.servers_file.display())?;
         if !self.servers_file.is_file() {
             write!(f, " (not written)")?;
@@ -160,10 +265,18 @@ pub fn ca_dir(cfg: &LabConfig) -> PathBuf {
     cfg.state_dir.join("ca")
 }
 
-/// Start the lab (installing missing packages first). Idempotent: a healthy lab is left alone; a partial one
-/// (after a reboot, a kill, a failed start) is cleaned up and started again. Needs root.
+/// Start the lab with the default options (`secure` profile, good certificates): [`up_with`].
 pub fn up(cfg: &LabConfig, progress: &dyn Fn(&str)) -> Result<LabStatus> {
+    up_with(cfg, &LabOptions::default(), progress)
+}
+
+/// Start the lab (installing missing packages first). Idempotent: a healthy lab configured as `opts` say is left
+/// alone; a healthy lab configured otherwise (another profile or certificate, changed templates) has the affected
+/// components restarted; a partial one (after a reboot, a kill, a failed start) is cleaned up and started again.
+/// Needs root.
+pub fn up_with(cfg: &LabConfig, opts: &LabOptions, progress: &dyn Fn(&str)) -> Result<LabStatus> {
     let started = Instant::now();
+    opts.check()?;
     let lab = Layout::for_config(cfg)?;
     require_root("plugfest lab up")?;
     packages::ensure_installed(progress)?;
@@ -172,14 +285,18 @@ pub fn up(cfg: &LabConfig, progress: &dyn Fn(&str)) -> Result<LabStatus> {
 
     let current = status(cfg)?;
     if current.is_up() && lab.is_healthy() {
-        progress("the lab is already up and answering");
-        return Ok(current);
+        if reconfigure(&lab, opts, progress)? {
+            progress(&format!("lab reconfigured in {:.1} s", started.elapsed().as_secs_f64()));
+        } else {
+            progress("the lab is already up and answering");
+        }
+        return status(cfg);
     }
     if current.anything_left(&lab) {
         progress("cleaning up what is left of an earlier lab");
         stop_all(&lab, progress)?;
     }
-    if let Err(e) = start_all(&lab, progress) {
+    if let Err(e) = start_all(&lab, opts, progress) {
         progress("the lab did not come up: stopping what was started (logs stay in the state folder)");
         if let Err(cleanup) = stop_all(&lab, progress) {
             return Err(e.context(format!("cleaning up failed too: {cleanup:#}")));
@@ -229,6 +346,11 @@ pub fn status(cfg: &LabConfig) -> Result<LabStatus> {
         state_dir: lab.state_dir.clone(),
         components,
         servers_file: servers_file(cfg),
+        setups: state
+            .settings
+            .iter()
+            .map(|s| ServerSetup { server: s.server.clone(), profile: s.profile, fixture: s.fixture.clone() })
+            .collect(),
     })
 }
 
@@ -247,67 +369,226 @@ fn require_root(what: &str) -> Result<()> {
 }
 
 /// Build everything, recording each process as soon as it exists so a failure can be cleaned up.
-fn start_all(lab: &Layout, progress: &dyn Fn(&str)) -> Result<()> {
+fn start_all(lab: &Layout, opts: &LabOptions, progress: &dyn Fn(&str)) -> Result<()> {
     let ca = CaDir::new(lab.ca_dir());
     if !ca.exists() {
         progress(&format!("creating the lab CA in {}", ca.dir.display()));
         CaDir::init(&ca.dir, false)?;
     }
-    let ca_file = ca.root_cert();
-    let leaves: Vec<LeafFiles> = SERVERS.iter().map(|s| ca.issue(s.domain)).collect::<Result<_>>()?;
-    // Prosody's IDN vhost (CATALOG F08): the certificate names its A-label.
-    let idn_leaf = ca.issue(prosody::IDN_DOMAIN)?;
-    progress(&format!("issued certificates for {}, {}", SERVERS.map(|s| s.domain).join(", "), idn_leaf.domain));
 
     progress(&format!("creating network namespace {}", lab.netns));
-    let mut state = LabState { netns: lab.netns.clone(), components: Vec::new() };
+    let mut state = LabState { netns: lab.netns.clone(), ..LabState::default() };
     lab.save_state(&state)?;
     netns::create(&lab.netns, &hosts_file(), &format!("nameserver {}\n", dns::ADDRESS))?;
+    start_dns(lab, &mut state, progress)?;
 
+    // Start both servers before waiting for either: their start-up times overlap.
+    let mut waits = Vec::new();
+    for server in SERVERS {
+        let settings = opts.settings(&server);
+        let (record, logs) = spawn_server(lab, &ca, &server, &settings, progress)?;
+        state.record(server.name, record.clone());
+        state.set_settings(server.name, &settings);
+        lab.save_state(&state)?;
+        waits.push((server, record, logs, Instant::now()));
+    }
+    for (server, record, logs, spawned) in waits {
+        await_server(lab, &mut state, &server, &record, &logs, spawned, progress)?;
+    }
+    write_servers_file(lab, &state)?;
+    Ok(())
+}
+
+/// Start dnsmasq (config written fresh) and wait until it answers.
+fn start_dns(lab: &Layout, state: &mut LabState, progress: &dyn Fn(&str)) -> Result<()> {
     progress(&format!("starting dnsmasq on {} for `{}`", dns::ADDRESS, dns::ZONE));
     let dnsmasq = dns::start(lab)?;
     state.record(dns::NAME, dnsmasq.clone());
-    lab.save_state(&state)?;
+    lab.save_state(state)?;
     wait_ready(lab, "dnsmasq", &dnsmasq, &[dns::log_file(lab)], DNS_DEADLINE, move |alive| {
         ready::wait_for_dns(dns::ADDRESS, PROSODY.domain, Instant::now() + DNS_DEADLINE, alive)
-    })?;
+    })
+}
 
-    // Start both servers before waiting for either: their start-up times overlap.
-    let mut software = Vec::new();
-    let mut waits = Vec::new();
-    for (server, leaf) in SERVERS.iter().zip(&leaves) {
-        let version = packages::installed_version(server.package).map(|v| packages::upstream_version(&v).to_string());
-        let label = format!("{} {}", server.product, version.as_deref().unwrap_or("(version unknown)"));
-        progress(&format!("starting {label} for {} on {}", server.domain, server.address));
-        let (record, logs) = if server.name == PROSODY.name {
-            (prosody::start(lab, leaf, &idn_leaf, &ca_file)?, prosody::log_files(lab))
-        } else {
-            (ejabberd::start(lab, leaf, &ca_file)?, ejabberd::log_files(lab))
-        };
-        state.record(server.name, record.clone());
-        lab.save_state(&state)?;
-        software.push((*server, version.map(|v| format!("{} {v}", server.product))));
-        waits.push((*server, record, logs, Instant::now()));
+/// Issue its certificates (the good ones, and the fixture `settings` name), write its config, start it.
+fn spawn_server(
+    lab: &Layout,
+    ca: &CaDir,
+    server: &LabServer,
+    settings: &ServerSettings,
+    progress: &dyn Fn(&str),
+) -> Result<(ProcRecord, Vec<PathBuf>)> {
+    let ca_file = ca.root_cert();
+    let leaf = ca.issue(server.domain)?;
+    let fixture = match settings.fixture {
+        Some(f) => Some(ca.issue_fixture(server.domain, f)?),
+        None => None,
+    };
+    let version = software(server);
+    let cert = match settings.fixture {
+        Some(f) => format!("the `{f}` certificate fixture ({})", f.description()),
+        None => "a good certificate".to_string(),
+    };
+    progress(&format!(
+        "starting {} for {} on {}: s2s policy {}, {cert}",
+        version.as_deref().unwrap_or(server.product),
+        server.domain,
+        server.address,
+        settings.profile
+    ));
+    if server.name == PROSODY.name {
+        // Prosody's IDN vhost (CATALOG F08): the certificate names its A-label.
+        let idn_leaf = ca.issue(prosody::IDN_DOMAIN)?;
+        let record = prosody::start(lab, settings, &leaf, &idn_leaf, fixture.as_ref(), &ca_file)?;
+        Ok((record, prosody::log_files(lab)))
+    } else {
+        let record = ejabberd::start(lab, settings, fixture.as_ref().unwrap_or(&leaf), &ca_file)?;
+        Ok((record, ejabberd::log_files(lab)))
     }
-    for (server, record, logs, spawned) in waits {
-        let addr = SocketAddr::new(IpAddr::V4(server.address), C2S_PORT);
-        wait_ready(lab, server.name, &record, &logs, SERVER_DEADLINE, move |alive| {
-            ready::wait_for_stream_features(addr, server.domain, spawned + SERVER_DEADLINE, alive)
+}
+
+/// Wait until a spawned server answers; for ejabberd, record its Erlang VM.
+fn await_server(
+    lab: &Layout,
+    state: &mut LabState,
+    server: &LabServer,
+    record: &ProcRecord,
+    logs: &[PathBuf],
+    spawned: Instant,
+    progress: &dyn Fn(&str),
+) -> Result<()> {
+    let addr = SocketAddr::new(IpAddr::V4(server.address), C2S_PORT);
+    let domain = server.domain;
+    wait_ready(lab, server.name, record, logs, SERVER_DEADLINE, move |alive| {
+        ready::wait_for_stream_features(addr, domain, spawned + SERVER_DEADLINE, alive)
+    })?;
+    progress(&format!("{} answers on {addr} ({:.1} s)", server.name, spawned.elapsed().as_secs_f64()));
+    if server.name == EJABBERD.name {
+        // The VM is the real server: record it first, so status shows it and down stops it.
+        let vm = ejabberd::find_vm(lab, record).ok_or_else(|| {
+            anyhow!("ejabberd answers, but its Erlang VM (beam.smp) was not found under pid {}", record.pid)
         })?;
-        progress(&format!("{} answers on {addr} ({:.1} s)", server.name, spawned.elapsed().as_secs_f64()));
-        if server.name == EJABBERD.name {
-            // The VM is the real server: record it first, so status shows it and down stops it.
-            let vm = ejabberd::find_vm(lab, &record).ok_or_else(|| {
-                anyhow!("ejabberd answers, but its Erlang VM (beam.smp) was not found under pid {}", record.pid)
-            })?;
-            state.record_main(server.name, vm);
-            lab.save_state(&state)?;
+        state.record_main(server.name, vm);
+        lab.save_state(state)?;
+    }
+    Ok(())
+}
+
+/// `Prosody 0.12.3`, from the installed package.
+fn software(server: &LabServer) -> Option<String> {
+    let version = packages::installed_version(server.package)?;
+    Some(format!("{} {}", server.product, packages::upstream_version(&version)))
+}
+
+/// Stop one component's recorded processes and forget them.
+fn stop_component(lab: &Layout, state: &mut LabState, name: &str, progress: &dyn Fn(&str)) -> Result<()> {
+    if let Some(records) = state.component(name) {
+        let records = records.to_vec();
+        if name == EJABBERD.name {
+            ejabberd::stop(lab, &records, progress)?;
+        } else {
+            process::stop(&records, STOP_GRACE, progress)?;
         }
     }
+    state.components.retain(|c| c.name != name);
+    state.settings.retain(|c| c.server != name);
+    lab.save_state(state)
+}
 
-    let text = render_servers_file(&lab.netns, &ca_file, &software);
-    lab.write_config(&lab.servers_file(), &text, None)?;
-    Ok(())
+/// Bring a healthy lab to `opts`: restart dnsmasq if its config changed, and each server whose profile,
+/// certificate or config differs from what it runs with. Returns whether anything was restarted.
+fn reconfigure(lab: &Layout, opts: &LabOptions, progress: &dyn Fn(&str)) -> Result<bool> {
+    let mut state = lab.load_state()?;
+    let ca = CaDir::new(lab.ca_dir());
+    let mut changed = false;
+    if dns::written_config(lab) != dns::config()? {
+        progress("the lab's DNS config changed: restarting dnsmasq");
+        stop_component(lab, &mut state, dns::NAME, progress)?;
+        start_dns(lab, &mut state, progress)?;
+        changed = true;
+    }
+    for server in SERVERS {
+        let want = opts.settings(&server);
+        let (written, desired) = if server.name == PROSODY.name {
+            (prosody::written_config(lab), prosody::desired_config(lab, &want, &ca.root_cert())?)
+        } else {
+            (ejabberd::written_config(lab), ejabberd::desired_config(lab, &want, &ca.root_cert())?)
+        };
+        let have = state.settings_of(server.name);
+        if have == Some(want) && written == desired {
+            continue;
+        }
+        let why = match have {
+            Some(h) if h == want => "its config template changed".to_string(),
+            Some(h) => format!("from {} to {}", describe_settings(&h), describe_settings(&want)),
+            None => format!("to {} (no configuration recorded)", describe_settings(&want)),
+        };
+        progress(&format!("restarting {}: {why}", server.name));
+        stop_component(lab, &mut state, server.name, progress)?;
+        let (record, logs) = spawn_server(lab, &ca, &server, &want, progress)?;
+        state.record(server.name, record.clone());
+        state.set_settings(server.name, &want);
+        lab.save_state(&state)?;
+        await_server(lab, &mut state, &server, &record, &logs, Instant::now(), progress)?;
+        changed = true;
+    }
+    write_servers_file(lab, &state)?;
+    Ok(changed)
+}
+
+fn describe_settings(s: &ServerSettings) -> String {
+    match s.fixture {
+        Some(f) => format!("{} with the `{f}` certificate", s.profile),
+        None => format!("{} with a good certificate", s.profile),
+    }
+}
+
+/// Write the servers file for what runs (atomically: runs may be reading it).
+fn write_servers_file(lab: &Layout, state: &LabState) -> Result<()> {
+    let ca = CaDir::new(lab.ca_dir());
+    let mut entries = Vec::new();
+    for server in SERVERS {
+        let settings =
+            state.settings_of(server.name).unwrap_or(ServerSettings { profile: S2sPolicy::Secure, fixture: None });
+        // ejabberd presents one certificate on c2s and s2s: with a fixture, its clients need anchors that
+        // make that certificate's chain valid (where one exists), or no bot could log in to see the failure.
+        let ca_file = match settings.fixture {
+            Some(f) if server.name == EJABBERD.name => client_trust_bundle(lab, &ca, &server, f)?,
+            _ => ca.root_cert(),
+        };
+        entries.push(ServerEntry { server, software: software(&server), ca_file, profile: settings.profile });
+    }
+    let text = render_servers_file(&lab.netns, &lab.ca_dir(), &entries);
+    let path = lab.servers_file();
+    if fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
+        return Ok(());
+    }
+    let tmp = lab.state_dir.join("servers.yaml.tmp");
+    lab.write_config(&tmp, &text, None)?;
+    fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// `<state>/<server>/client-trust.pem`: the lab root and intermediate, the Rogue CA root when there is one, and
+/// the certificates of the fixture's chain, as trust anchors for c2s clients of a server presenting the fixture.
+/// Chains that are only untrusted (selfsigned, unknownca, nointermediate) validate with it; a wrong name or
+/// validity period still does not.
+fn client_trust_bundle(lab: &Layout, ca: &CaDir, server: &LabServer, fixture: Fixture) -> Result<PathBuf> {
+    let files = ca.files();
+    let leaf = ca.fixture_files(server.domain, fixture)?;
+    let mut sources = vec![files.root_cert, files.intermediate_cert, leaf.chain];
+    let rogue = ca.rogue_files().0;
+    if rogue.is_file() {
+        sources.push(rogue);
+    }
+    let mut pem = String::new();
+    for source in &sources {
+        let text = fs::read_to_string(source).with_context(|| format!("cannot read {}", source.display()))?;
+        pem.push_str(text.trim_end());
+        pem.push('\n');
+    }
+    let path = lab.component_dir(server.name).join("client-trust.pem");
+    lab.write_config(&path, &pem, None)?;
+    Ok(path)
 }
 
 /// Wait (inside the namespace) until `check` says ready; else fail with the tail of the logs.
@@ -399,23 +680,44 @@ fn hosts_file() -> String {
     text
 }
 
+/// One server's entry in the lab's servers file.
+#[derive(Clone, Debug)]
+pub struct ServerEntry {
+    pub server: LabServer,
+    /// e.g. `Prosody 0.12.3`.
+    pub software: Option<String>,
+    /// Trust anchors for its certificate (the lab root, or a bundle when it presents a fixture).
+    pub ca_file: PathBuf,
+    pub profile: S2sPolicy,
+}
+
 /// The servers file for the running lab (format: docs/servers-file.md, parsed by `ServersFile::load`).
-pub fn render_servers_file(netns: &str, ca_file: &Path, servers: &[(LabServer, Option<String>)]) -> String {
+pub fn render_servers_file(netns: &str, ca_dir: &Path, servers: &[ServerEntry]) -> String {
     let q = |s: &str| serde_json::Value::from(s).to_string();
     let mut text = String::from(
         "# Written by `plugfest lab up` for the local lab; rewritten on every start, removed by `plugfest lab down`.\n",
     );
-    text.push_str(&format!("netns: {}\nservers:\n", q(netns)));
-    for (s, software) in servers {
+    text.push_str(&format!("netns: {}\n", q(netns)));
+    // Peer actors: the harness plays `<case>.harness.lab` (lab DNS resolves every subdomain to its address).
+    text.push_str(&format!(
+        "harness:\n  domain: {}\n  listen: \"{}:{S2S_PORT}\"\n  ca_dir: {}\n",
+        q(HARNESS.0),
+        HARNESS.1,
+        q(&ca_dir.to_string_lossy())
+    ));
+    text.push_str("servers:\n");
+    for e in servers {
+        let s = &e.server;
         text.push_str(&format!(
             "  - name: {}\n    domain: {}\n    address: {}\n    port: {C2S_PORT}\n    tls: required\n    \
-             ca_file: {}\n    accounts: in-band\n",
+             ca_file: {}\n    accounts: in-band\n    s2s_policy: {}\n",
             q(s.name),
             q(s.domain),
             s.address,
-            q(&ca_file.to_string_lossy())
+            q(&e.ca_file.to_string_lossy()),
+            e.profile
         ));
-        if let Some(sw) = software {
+        if let Some(sw) = &e.software {
             text.push_str(&format!("    software: {}\n", q(sw)));
         }
         if s.name == PROSODY.name {
@@ -486,6 +788,18 @@ fn lua_string(s: &str) -> String {
 struct LabState {
     netns: String,
     components: Vec<ComponentRecord>,
+    /// How each server was configured (absent in state files of older plugfest versions).
+    #[serde(default)]
+    settings: Vec<SettingsRecord>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SettingsRecord {
+    server: String,
+    profile: S2sPolicy,
+    /// The certificate fixture's name; `None`: the good certificate.
+    #[serde(default)]
+    fixture: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -514,6 +828,22 @@ impl LabState {
 
     fn record_main(&mut self, name: &str, p: ProcRecord) {
         self.entry(name).insert(0, p);
+    }
+
+    fn set_settings(&mut self, server: &str, s: &ServerSettings) {
+        self.settings.retain(|r| r.server != server);
+        let fixture = s.fixture.map(|f| f.name().to_string());
+        self.settings.push(SettingsRecord { server: server.to_string(), profile: s.profile, fixture });
+    }
+
+    /// What `server` was started with; `None` when unknown (or the fixture name is not known any more).
+    fn settings_of(&self, server: &str) -> Option<ServerSettings> {
+        let r = self.settings.iter().find(|r| r.server == server)?;
+        let fixture = match &r.fixture {
+            None => None,
+            Some(name) => Some(Fixture::from_name(name)?),
+        };
+        Some(ServerSettings { profile: r.profile, fixture })
     }
 }
 
@@ -709,11 +1039,26 @@ mod tests {
         let ca = dir.path().join("ca/root.pem");
         fs::create_dir_all(ca.parent().unwrap()).unwrap();
         fs::write(&ca, "").unwrap();
-        let text = render_servers_file("plugfest", &ca, &[(PROSODY, Some("Prosody 0.12.3".into())), (EJABBERD, None)]);
+        let entry = |server, software: Option<&str>, profile| ServerEntry {
+            server,
+            software: software.map(String::from),
+            ca_file: ca.clone(),
+            profile,
+        };
+        for name in ["root.key", "intermediate.pem", "intermediate.key"] {
+            fs::write(dir.path().join("ca").join(name), "").unwrap();
+        }
+        let text = render_servers_file(
+            "plugfest",
+            &dir.path().join("ca"),
+            &[entry(PROSODY, Some("Prosody 0.12.3"), S2sPolicy::Secure), entry(EJABBERD, None, S2sPolicy::Compat)],
+        );
         let path = dir.path().join("servers.yaml");
         fs::write(&path, text).unwrap();
         let file = ServersFile::load(&path).unwrap();
         assert_eq!(file.netns.as_deref(), Some("plugfest"));
+        let harness = file.harness.as_ref().expect("the lab plays remote servers");
+        assert_eq!((harness.domain.as_str(), harness.listen.to_string()), ("harness.lab", "127.0.0.20:5269".into()));
         assert_eq!(file.servers.len(), 2);
         let p = file.get("prosody").unwrap();
         assert_eq!(p.domain, "prosody.lab");
@@ -725,6 +1070,67 @@ mod tests {
         assert_eq!(p.software.as_deref(), Some("Prosody 0.12.3"));
         let e = file.get("ejabberd").unwrap();
         assert_eq!((e.domain.as_str(), e.software.as_ref()), ("ejabberd.lab", None));
+        assert_eq!((p.s2s_policy, e.s2s_policy), (Some(S2sPolicy::Secure), Some(S2sPolicy::Compat)));
+    }
+
+    #[test]
+    fn server_certs_parse_and_options_give_settings() {
+        let c: ServerCert = "ejabberd.lab=wrongname".parse().unwrap();
+        assert_eq!((c.server, c.fixture), (EJABBERD, Fixture::WrongName));
+        let c: ServerCert = "prosody=selfsigned".parse().unwrap();
+        assert_eq!((c.server, c.fixture), (PROSODY, Fixture::SelfSigned));
+        assert!("ejabberd.lab".parse::<ServerCert>().unwrap_err().contains("SERVER=FIXTURE"));
+        assert!("x.lab=wrongname".parse::<ServerCert>().unwrap_err().contains("not a lab server"));
+        assert!("ejabberd=nope".parse::<ServerCert>().unwrap_err().contains("unknown fixture"));
+
+        let opts = LabOptions {
+            profile: S2sPolicy::Compat,
+            server_certs: vec!["ejabberd=expired".parse().unwrap(), "prosody=good".parse().unwrap()],
+        };
+        opts.check().unwrap();
+        assert_eq!(
+            opts.settings(&EJABBERD),
+            ServerSettings { profile: S2sPolicy::Compat, fixture: Some(Fixture::Expired) }
+        );
+        assert_eq!(opts.settings(&PROSODY), ServerSettings { profile: S2sPolicy::Compat, fixture: None });
+        let twice = LabOptions {
+            server_certs: vec!["ejabberd=expired".parse().unwrap(), "ejabberd.lab=wrongname".parse().unwrap()],
+            ..LabOptions::default()
+        };
+        assert!(twice.check().unwrap_err().to_string().contains("two certificates"));
+        assert_eq!(LabOptions::default().settings(&PROSODY).profile, S2sPolicy::Secure);
+    }
+
+    #[test]
+    fn status_shows_profile_and_certificates() {
+        let mut state = LabState::default();
+        state.set_settings("prosody", &ServerSettings { profile: S2sPolicy::Compat, fixture: None });
+        state.set_settings(
+            "ejabberd",
+            &ServerSettings { profile: S2sPolicy::Compat, fixture: Some(Fixture::WrongName) },
+        );
+        assert_eq!(
+            state.settings_of("ejabberd"),
+            Some(ServerSettings { profile: S2sPolicy::Compat, fixture: Some(Fixture::WrongName) })
+        );
+        // Older state files have no settings: unknown.
+        let old: LabState = serde_json::from_str(r#"{"netns":"plugfest","components":[]}"#).unwrap();
+        assert_eq!(old.settings_of("prosody"), None);
+        let json = serde_json::to_string(&state).unwrap();
+        assert!(json.contains(r#""profile":"compat""#) && json.contains(r#""fixture":"wrongname""#), "{json}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let lab = Layout::new(dir.path(), "plugfest-test-none");
+        lab.save_state(&state).unwrap();
+        let cfg = LabConfig { netns: "plugfest-test-none".into(), state_dir: dir.path().to_path_buf() };
+        let st = status(&cfg).unwrap();
+        assert_eq!(st.profile(), Some(S2sPolicy::Compat));
+        let text = st.to_string();
+        assert!(text.contains("s2s policy: compat"), "{text}");
+        assert!(text.contains("ejabberd presents the `wrongname` fixture") && text.contains("prosody good"), "{text}");
+        // The component lines come first (tests find a PID by the first line starting with the name).
+        let first = text.lines().position(|l| l.trim_start().starts_with("ejabberd")).unwrap();
+        assert!(text.lines().nth(first).unwrap().contains("stopped"), "{text}");
     }
 
     #[test]

@@ -573,6 +573,7 @@ pub(crate) mod tests {
                 server: pair[1].into(),
                 jid: "bob@ejabberd.lab/r1".into(),
                 tls: None,
+                s2s: None,
                 transcript: vec![TranscriptEntry {
                     t_ms: 1.5,
                     dir: Direction::In,

@@ -19,16 +19,16 @@ pub fn random_tag(len: usize) -> String {
     (0..len).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
 }
 
-/// Create account `<name>-<tag>@<server domain>` with a random password.
+/// Create account `<localpart>@<server domain>` (usually `<name>-<tag>`, unique per case) with
+/// a random password. `name` is the scenario's name for it (for the record).
 /// Returns the account, plus the wire log of the registration connection when there was one.
 pub async fn provision(
     server: &Server,
     name: &str,
-    tag: &str,
+    localpart: &str,
     step_timeout: Duration,
     max_stanza: usize,
 ) -> (Result<Account, String>, Option<ConnectionRecord>) {
-    let localpart = format!("{name}-{tag}");
     let jid = match Jid::parse(&format!("{localpart}@{}", server.domain)) {
         Ok(j) => j,
         Err(e) => return (Err(format!("account name {localpart:?} is not a valid localpart: {e}")), None),
@@ -45,6 +45,7 @@ pub async fn provision(
                 server: server.name.clone(),
                 jid: jid.to_string(),
                 tls: None,
+                s2s: None,
                 transcript: transcript.entries(),
             };
             let result = result
@@ -53,7 +54,7 @@ pub async fn provision(
             (result, Some(record))
         }
         Accounts::Command(template) => {
-            (run_command(template, &localpart, &server.domain, &password).await.map(|()| account), None)
+            (run_command(template, localpart, &server.domain, &password).await.map(|()| account), None)
         }
     }
 }

@@ -23,8 +23,9 @@ use crate::jid::Jid;
 use crate::results::{ConnectionRecord, Level, SpecRef, StepOutcome, StepResult, Verdict};
 use crate::scenario::pattern::{closest, match_element, start_tag, Captures};
 use crate::scenario::{
-    fmt_duration, Action, ActorDecl, Barrier, Bindings, Expect, ExpectClosed, ExpectMany, ExpectNone, Gate, GateKind,
-    GateTarget, IqStep, Scenario, Script, Step, Template, LOCAL, S2S,
+    fmt_duration, AccountDecl, Action, ActorDecl, Alternative, Barrier, Bindings, Caps, ConnectOutcome, Expect,
+    ExpectClosed, ExpectMany, ExpectNone, Gate, GateKind, GateTarget, IqStep, RegisterOutcome, Scenario, Script, Step,
+    Template, LOCAL, S2S,
 };
 use crate::servers::Server;
 use crate::xml::{Element, NS_CLIENT, NS_STREAM};
@@ -42,6 +43,7 @@ const NS_PING: &str = "urn:xmpp:ping";
 const NS_ROSTER: &str = "jabber:iq:roster";
 const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
 const NS_CARBONS: &str = "urn:xmpp:carbons:2";
+const NS_CAPS: &str = "http://jabber.org/protocol/caps";
 
 /// A provisioned account.
 #[derive(Clone, Debug)]
@@ -61,6 +63,10 @@ pub struct CaseEnv<'a> {
     /// Deadline for each login step.
     pub step_timeout: Duration,
     pub max_stanza: usize,
+    /// The run's harness for peer actors (`None`: the servers file configures none).
+    pub harness: Option<&'a super::peer::HarnessEnv>,
+    /// The case's unique tag (as given to [`account_localpart`]).
+    pub tag: String,
 }
 
 pub struct CaseOutcome {
@@ -73,6 +79,27 @@ pub struct CaseOutcome {
 /// Why a case cannot run on this assignment of servers, before anything connects (e.g. an IDN
 /// account on a server that hosts no IDN domain): the message of its `skip` verdict.
 pub fn unsupported(scenario: &Scenario, roles: &BTreeMap<String, &Server>) -> Option<String> {
+    if let Some(policy) = scenario.s2s_policy {
+        for server in roles.values() {
+            match server.s2s_policy {
+                Some(p) if p == policy => {}
+                Some(p) => {
+                    return Some(format!(
+                        "unsupported: the case assumes the {policy} s2s policy; {} is configured {p} \
+                         (servers file `s2s_policy`; the lab: `plugfest lab up --profile {policy}`)",
+                        server.name
+                    ))
+                }
+                None => {
+                    return Some(format!(
+                        "unsupported: the case assumes the {policy} s2s policy; {} declares none \
+                         (servers file `s2s_policy`)",
+                        server.name
+                    ))
+                }
+            }
+        }
+    }
     for account in scenario.accounts.iter().filter(|a| a.idn) {
         let server = roles.get(&account.role)?;
         if server.idn_domain.is_none() {
@@ -119,6 +146,25 @@ pub fn judge_expected(verdict: Verdict, message: Option<String>, declared: &[Str
     }
 }
 
+/// The localpart to create for an account in a case with unique tag `tag`: `<name>-<tag>`, or
+/// the account's `localpart:` template with `{tag}` replaced by the tag's digits (letters
+/// would break the Bidi rules in right-to-left localparts).
+pub fn account_localpart(decl: &AccountDecl, tag: &str) -> String {
+    match &decl.localpart {
+        None => format!("{}-{tag}", decl.name),
+        Some(template) => template.replace("{tag}", &digits(tag)),
+    }
+}
+
+/// The tag as digits: each character's code modulo 10, at least 6 of them.
+pub fn digits(tag: &str) -> String {
+    let mut d: String = tag.bytes().map(|b| char::from(b'0' + b % 10)).collect();
+    while d.len() < 6 {
+        d.push('0');
+    }
+    d
+}
+
 /// The server an account lives on: the role's server, on its IDN domain for IDN accounts.
 pub fn account_server(server: &Server, idn: bool) -> Server {
     match (&server.idn_domain, idn) {
@@ -134,7 +180,7 @@ pub async fn run_case(env: CaseEnv<'_>) -> CaseOutcome {
 
 /// Run `script` with real XMPP sessions on the servers of `env`.
 async fn run_script(env: &CaseEnv<'_>, script: &Script) -> CaseOutcome {
-    let connector = XmppConnector { env, records: Mutex::new(Vec::new()) };
+    let connector = XmppConnector { env, records: Mutex::new(Vec::new()), peer_legs: Default::default() };
     let mut world = World {
         // At least a few seconds: a roster request on a busy server can take a moment.
         setup_timeout: env.step_timeout.max(Duration::from_secs(2)),
@@ -148,13 +194,16 @@ async fn run_script(env: &CaseEnv<'_>, script: &Script) -> CaseOutcome {
     for (name, account) in &env.accounts {
         world.bindings.accounts.insert(name.clone(), account.jid.clone());
     }
+    world.bindings.tag = digits(&env.tag);
     for actor in &script.actors {
         if let Some(server) = connector.server_of(actor) {
             world.places.insert(actor.name.clone(), format!("{} ({})", server.name, server.domain));
         }
     }
     let mut outcome = execute(script, &world, &connector).await;
+    let peer_legs = std::mem::take(&mut *connector.peer_legs.lock().unwrap_or_else(|p| p.into_inner()));
     outcome.connections = connector.into_records();
+    outcome.connections.extend(peer_legs.iter().map(super::peer::PeerLeg::connection));
     outcome
 }
 
@@ -172,6 +221,8 @@ fn default_within(roles: &BTreeMap<String, &Server>) -> Duration {
 struct XmppConnector<'a> {
     env: &'a CaseEnv<'a>,
     records: Mutex<Vec<Attempt>>,
+    /// Every s2s leg of the case's peer actors, left there as each peer closes.
+    peer_legs: super::peer::LegSink,
 }
 
 /// One connection attempt; its transcript keeps filling until the session is closed.
@@ -199,6 +250,7 @@ impl XmppConnector<'_> {
                 server: a.server,
                 jid: a.jid,
                 tls: a.tls,
+                s2s: None,
                 transcript: a.transcript.entries(),
             })
             .collect()
@@ -207,24 +259,79 @@ impl XmppConnector<'_> {
     fn record(&self, attempt: Attempt) {
         self.records.lock().unwrap_or_else(|p| p.into_inner()).push(attempt);
     }
+
+    /// XEP-0077 in-band registration of the scenario account `name` with the localpart its
+    /// declaration gives (sent as written: the server, not plugfest, decides whether it is valid).
+    async fn register_account(&self, name: &str) -> Result<String, ConnectError> {
+        let bug = |what: &str| ConnectError::Failed(format!("{what} (a plugfest bug)"));
+        let decl = self.env.scenario.accounts.iter().find(|a| a.name == name).ok_or_else(|| bug("unknown account"))?;
+        let role_server = self.env.roles.get(&decl.role).ok_or_else(|| bug("the account's role has no server"))?;
+        let server = account_server(role_server, decl.idn);
+        let username = account_localpart(decl, &self.env.tag);
+        let password = match self.env.accounts.get(name) {
+            Some(a) => a.password.clone(),
+            None => crate::run::accounts::random_tag(20),
+        };
+        let domain = Jid::parse(&server.domain).map_err(|e| ConnectError::Failed(e.to_string()))?;
+        let params = server.client_params(domain, &password, None, self.env.step_timeout, self.env.max_stanza);
+        let transcript = Transcript::new();
+        let mut attempt = Attempt {
+            actor: format!("register {name}"),
+            server: server.name.clone(),
+            jid: format!("{username}@{}", server.domain),
+            tls: None,
+            transcript: transcript.clone(),
+        };
+        let result = match crate::xmpp::client::connect_until_auth(&params, &transcript).await {
+            Err(e) => Err(ConnectError::Failed(e.to_string())),
+            Ok((mut stream, _features, tls)) => {
+                attempt.tls = tls;
+                let result = register_on(&mut stream, &username, &password, self.env.step_timeout).await;
+                crate::xmpp::client::close_stream(&mut stream).await;
+                result
+            }
+        };
+        self.record(attempt);
+        result.map(|()| format!("{username}@{}", server.domain))
+    }
+
+    /// A peer actor: the harness as a remote server (`run::peer`).
+    async fn connect_peer(&self, actor: &ActorDecl, peer: &crate::scenario::peer::PeerDecl) -> Result<Link, String> {
+        let harness = self.env.harness.ok_or(
+            "this run has no harness for peer actors (the servers file has no `harness:` section; see \
+             docs/servers-file.md)",
+        )?;
+        let target = peer.connects_to.as_ref().and_then(|role| self.env.roles.get(role).copied());
+        super::peer::connect(harness, &actor.name, peer, target, self.env.step_timeout, self.peer_legs.clone()).await
+    }
 }
 
 impl Connector for XmppConnector<'_> {
-    fn connect<'a>(&'a self, actor: &'a ActorDecl) -> BoxFuture<'a, Result<Link, String>> {
+    fn register<'a>(&'a self, account: &'a str) -> BoxFuture<'a, Result<String, ConnectError>> {
+        Box::pin(self.register_account(account))
+    }
+
+    fn connect<'a>(&'a self, actor: &'a ActorDecl) -> BoxFuture<'a, Result<Link, ConnectError>> {
         Box::pin(async move {
-            let server = self.server_of(actor).ok_or("its account's role has no server (a plugfest bug)")?;
-            let account = self
-                .env
-                .accounts
-                .get(&actor.account)
-                .ok_or_else(|| format!("account {} was not provisioned (a plugfest bug)", actor.account))?;
-            let params = server.client_params(
+            if let Some(peer) = &actor.peer {
+                return self.connect_peer(actor, peer).await.map_err(ConnectError::Failed);
+            }
+            let server = self
+                .server_of(actor)
+                .ok_or_else(|| ConnectError::Failed("its account's role has no server (a plugfest bug)".into()))?;
+            let account = self.env.accounts.get(&actor.account).ok_or_else(|| {
+                ConnectError::Failed(format!("account {} was not provisioned (a plugfest bug)", actor.account))
+            })?;
+            let mut params = server.client_params(
                 account.jid.clone(),
                 &account.password,
                 actor.resource.clone(),
                 self.env.step_timeout,
                 self.env.max_stanza,
             );
+            if actor.lang.is_some() {
+                params.lang = actor.lang.clone();
+            }
             let transcript = Transcript::new();
             let result = Session::connect(&params, transcript.clone()).await;
             let mut attempt = Attempt {
@@ -251,10 +358,111 @@ impl Connector for XmppConnector<'_> {
                 }
                 Err(e) => {
                     self.record(attempt);
-                    Err(e.to_string())
+                    Err(ConnectError::from_xmpp(&e))
                 }
             }
         })
+    }
+}
+
+/// XEP-0077 §3.1 on a stream ready for it (after STARTTLS, before SASL): ask for the form, then
+/// submit `username` (as written) and `password`. An IQ error to either request is a refusal.
+async fn register_on(
+    stream: &mut crate::xmpp::stream::XmlStream,
+    username: &str,
+    password: &str,
+    step_timeout: Duration,
+) -> Result<(), ConnectError> {
+    use crate::xmpp::client::{iq_roundtrip, NS_REGISTER};
+    let step = "in-band registration";
+    let mut early = Vec::new();
+    let id = |k: &str| format!("plugfest-reg-{k}-{}", crate::run::accounts::random_tag(6));
+    let get = Element::new("iq", NS_CLIENT)
+        .with_attr("type", "get")
+        .with_attr("id", id("form"))
+        .with_child(Element::new("query", NS_REGISTER));
+    let set = Element::new("iq", NS_CLIENT).with_attr("type", "set").with_attr("id", id("set")).with_child(
+        Element::new("query", NS_REGISTER)
+            .with_child(Element::new("username", NS_REGISTER).with_text(username))
+            .with_child(Element::new("password", NS_REGISTER).with_text(password)),
+    );
+    for (what, request) in [("the registration form request", get), ("the registration", set)] {
+        let answer = iq_roundtrip(stream, request, step, step_timeout, &mut early)
+            .await
+            .map_err(|e| ConnectError::Failed(e.to_string()))?;
+        match answer.attr("type") {
+            Some("result") => continue,
+            Some("error") => return Err(register_refusal(what, &answer)),
+            _ => return Err(ConnectError::Failed(format!("{what} was answered with {}", start_tag(&answer)))),
+        }
+    }
+    Ok(())
+}
+
+/// An IQ error to a registration request, as a refusal with its defined condition.
+fn register_refusal(what: &str, answer: &Element) -> ConnectError {
+    let error = answer.child("error", NS_CLIENT);
+    let condition = error
+        .and_then(|e| e.elements().find(|c| c.ns == crate::xmpp::client::NS_STANZAS && c.name != "text"))
+        .map_or("undefined-condition", |c| c.name.as_str())
+        .to_string();
+    let said = error.map_or("an error without an <error/> child".to_string(), crate::xmpp::client::describe_error);
+    let kind = error.and_then(|e| e.attr("type")).map(|t| format!(" (type {t})")).unwrap_or_default();
+    ConnectError::Refused { message: format!("{what} was refused: {said}{kind}"), condition }
+}
+
+/// Why a login did not end in a bound session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectError {
+    /// The server refused it: a SASL failure or a stanza error to the bind request, with the
+    /// defined condition (e.g. `not-authorized`, `bad-request`, `conflict`).
+    Refused { condition: String, message: String },
+    /// Anything else: TCP, TLS, timeouts, stream errors, bad XML. The case cannot go on.
+    Failed(String),
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::Refused { message, .. } | ConnectError::Failed(message) => f.write_str(message),
+        }
+    }
+}
+
+/// Conditions a server refuses a login or bind with (RFC 6120 §6.5, §8.3.3).
+const REFUSALS: &[&str] = &[
+    "aborted",
+    "account-disabled",
+    "credentials-expired",
+    "encryption-required",
+    "invalid-authzid",
+    "invalid-mechanism",
+    "malformed-request",
+    "mechanism-too-weak",
+    "not-authorized",
+    "temporary-auth-failure",
+    "bad-request",
+    "conflict",
+    "forbidden",
+    "internal-server-error",
+    "jid-malformed",
+    "not-acceptable",
+    "not-allowed",
+    "policy-violation",
+    "resource-constraint",
+    "service-unavailable",
+    "undefined-condition",
+];
+
+impl ConnectError {
+    /// A SASL failure or a bind error with a defined condition is a refusal; the rest failed.
+    pub fn from_xmpp(e: &crate::xmpp::XmppError) -> ConnectError {
+        use crate::xmpp::XmppError;
+        let refusal = matches!(e, XmppError::Auth { .. } | XmppError::Bind(_));
+        match e.condition().filter(|c| refusal && REFUSALS.contains(c)) {
+            Some(condition) => ConnectError::Refused { condition: condition.to_string(), message: e.to_string() },
+            None => ConnectError::Failed(e.to_string()),
+        }
     }
 }
 
@@ -264,7 +472,7 @@ async fn drive(
     mut session: Session,
     mut incoming: mpsc::UnboundedReceiver<Incoming>,
     tx: mpsc::UnboundedSender<Incoming>,
-    mut close_rx: oneshot::Receiver<oneshot::Sender<()>>,
+    mut close_rx: oneshot::Receiver<CloseRequest>,
 ) {
     let mut open = true;
     let done = loop {
@@ -279,17 +487,47 @@ async fn drive(
             request = &mut close_rx => break request.ok(),
         }
     };
-    // Give the receiver back so `close` can wait for the server's end of the stream.
-    session.incoming = incoming;
-    session.close().await;
-    if let Some(done) = done {
-        let _ = done.send(());
+    match done {
+        // Dropping the session drops the socket: the TCP connection closes, the stream stays open.
+        Some(CloseRequest { abrupt: true, done }) => {
+            drop(session);
+            let _ = done.send(());
+        }
+        Some(CloseRequest { abrupt: false, done }) => {
+            // Give the receiver back so `close` can wait for the server's end of the stream.
+            session.incoming = incoming;
+            session.close().await;
+            let _ = done.send(());
+        }
+        None => {
+            session.incoming = incoming;
+            session.close().await;
+        }
     }
+}
+
+/// Asks `drive` to end the session: gracefully, or by closing the TCP connection (`abrupt`).
+struct CloseRequest {
+    abrupt: bool,
+    done: oneshot::Sender<()>,
 }
 
 struct SessionOutbox {
     sender: StanzaSender,
-    close: Mutex<Option<oneshot::Sender<oneshot::Sender<()>>>>,
+    close: Mutex<Option<oneshot::Sender<CloseRequest>>>,
+}
+
+impl SessionOutbox {
+    fn end(&self, abrupt: bool) -> BoxFuture<'_, ()> {
+        let request = self.close.lock().unwrap_or_else(|p| p.into_inner()).take();
+        Box::pin(async move {
+            let Some(request) = request else { return };
+            let (done, finished) = oneshot::channel();
+            if request.send(CloseRequest { abrupt, done }).is_ok() {
+                let _ = finished.await;
+            }
+        })
+    }
 }
 
 impl Outbox for SessionOutbox {
@@ -302,14 +540,11 @@ impl Outbox for SessionOutbox {
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {
-        let request = self.close.lock().unwrap_or_else(|p| p.into_inner()).take();
-        Box::pin(async move {
-            let Some(request) = request else { return };
-            let (done, finished) = oneshot::channel();
-            if request.send(done).is_ok() {
-                let _ = finished.await;
-            }
-        })
+        self.end(false)
+    }
+
+    fn abort(&self) -> BoxFuture<'_, ()> {
+        self.end(true)
     }
 }
 
@@ -318,9 +553,15 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// How the executor reaches actors: real XMPP sessions, or in-memory channels in tests.
 pub trait Connector: Sync {
-    /// Log `actor` in up to a bound resource. `Err` says why not, without naming the actor
-    /// or server (the executor adds both).
-    fn connect<'a>(&'a self, actor: &'a ActorDecl) -> BoxFuture<'a, Result<Link, String>>;
+    /// Log `actor` in up to a bound resource. `Err` says why not (refused by the server, or
+    /// failed), without naming the actor or server (the executor adds both).
+    fn connect<'a>(&'a self, actor: &'a ActorDecl) -> BoxFuture<'a, Result<Link, ConnectError>>;
+
+    /// Try to create the scenario account `account` by XEP-0077 in-band registration; `Ok`
+    /// names the JID registered, a refusal is [`ConnectError::Refused`].
+    fn register<'a>(&'a self, account: &'a str) -> BoxFuture<'a, Result<String, ConnectError>> {
+        Box::pin(async move { Err(ConnectError::Failed(format!("cannot register account {account} here"))) })
+    }
 }
 
 /// An established connection of one actor.
@@ -341,6 +582,11 @@ pub trait Outbox: Send + Sync {
     fn send_raw(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<(), String>>;
     /// Close the stream gracefully. The executor bounds how long it waits.
     fn close(&self) -> BoxFuture<'_, ()>;
+    /// Close the connection without closing the stream (an ungraceful disconnect, RFC 6121
+    /// §4.5.2). By default: `close`.
+    fn abort(&self) -> BoxFuture<'_, ()> {
+        self.close()
+    }
 }
 
 /// What the executor knows about the world besides the connections themselves.
@@ -537,9 +783,7 @@ impl Executor<'_> {
                     name: name.clone(),
                     account: gate.account.clone(),
                     resource: Some(format!("plugfest-gate-{}", crate::run::accounts::random_tag(6))),
-                    roster: false,
-                    presence: None,
-                    connect_at_start: false,
+                    ..ActorDecl::default()
                 };
                 match self.connector.connect(&decl).await {
                     Ok(link) => {
@@ -646,6 +890,7 @@ impl Executor<'_> {
             link.incoming,
             link.outbox.clone(),
             link.jid,
+            decl.caps.clone(),
             decl.name.clone(),
             session,
             self.events_tx.clone(),
@@ -679,7 +924,12 @@ impl Executor<'_> {
             }
         }
         if let Some(presence) = &decl.presence {
-            let el = self.build(presence).map_err(|e| format!("{who}: cannot build the initial presence: {e}"))?;
+            let mut el = self.build(presence).map_err(|e| format!("{who}: cannot build the initial presence: {e}"))?;
+            if let Some(caps) = &decl.caps {
+                if el.child("c", NS_CAPS).is_none() {
+                    el = el.with_child(caps_element(caps));
+                }
+            }
             let available = el.attr("type").is_none();
             self.send(&decl.name, el).await?;
             if available {
@@ -868,8 +1118,8 @@ impl Executor<'_> {
                 Ok(el) => self.send(actor, el).await,
                 Err(e) => Err(format!("{}: cannot build the stanza to send: {e}", self.world.who(actor))),
             },
-            Action::SendRaw { actor, data } => match data.render_raw(&self.bindings) {
-                Ok(text) => self.send_raw(actor, text.into_bytes()).await,
+            Action::SendRaw { actor, data } => match data.render_bytes(&self.bindings) {
+                Ok(bytes) => self.send_raw(actor, bytes).await,
                 Err(e) => Err(format!("{}: cannot build the data to send: {e}", self.world.who(actor))),
             },
             Action::Expect(expect) => return self.expect(expect, expect.within.or(default), result).await,
@@ -878,9 +1128,19 @@ impl Executor<'_> {
             Action::ExpectSequence(e) => return self.expect_sequence(e, e.within.or(default), result).await,
             Action::Iq(iq) => return self.iq(index, iq, iq.within.or(default), result).await,
             Action::ExpectClosed(e) => return self.expect_closed(e, e.within.or(default), result).await,
-            Action::Connect { actor } => self.connect(actor).await,
-            Action::Disconnect { actor } => {
+            Action::Connect { actor, outcome: ConnectOutcome::Connected, spec: None, .. } => self.connect(actor).await,
+            Action::Connect { actor, outcome, condition, spec } => {
+                return self.connect_graded(actor, *outcome, condition.as_deref(), spec.as_ref(), result).await
+            }
+            Action::Register { account, outcome, condition, spec } => {
+                return self.register(account, *outcome, condition.as_deref(), spec.as_ref(), result).await
+            }
+            Action::Disconnect { actor, abrupt: false } => {
                 self.disconnect(actor).await;
+                Ok(())
+            }
+            Action::Disconnect { actor, abrupt: true } => {
+                self.abort(actor).await;
                 Ok(())
             }
         };
@@ -897,25 +1157,48 @@ impl Executor<'_> {
     }
 
     async fn expect(&mut self, expect: &Expect, within: Duration, mut result: StepResult) -> StepResult {
-        let (text, pattern) = match self.pattern(&expect.pattern) {
-            Ok(p) => p,
-            Err(e) => return error(result, e),
-        };
-        result.expected = Some(text);
+        let mut patterns: Vec<(usize, Element)> = Vec::new();
+        let mut texts = Vec::new();
+        let mut closes: Vec<(usize, Option<String>)> = Vec::new();
+        for (k, alt) in expect.alternatives.iter().enumerate() {
+            match alt {
+                Alternative::Stanza(t) => match self.pattern(t) {
+                    Ok((text, p)) => {
+                        texts.push(text);
+                        patterns.push((k, p));
+                    }
+                    Err(e) => return error(result, e),
+                },
+                Alternative::Closed(c) => {
+                    texts.push(alt.text());
+                    closes.push((k, c.clone()));
+                }
+            }
+        }
+        let several = expect.alternatives.len() > 1;
+        result.expected = Some(if several { texts.join("\n| ") } else { texts.join("") });
         let captures = self.bindings.captures.clone();
         let actor = expect.actor.as_str();
-        // A pattern with a literal id names one stanza: once a stanza of that kind with that id
-        // has arrived and does not match, it is the answer, and waiting longer cannot change it.
-        let correlated = pattern.attr("id").filter(|id| !id.contains('{')).map(str::to_string);
+        // A single pattern with a literal id names one stanza: once a stanza of that kind with that
+        // id has arrived and does not match, it is the answer, and waiting longer cannot change it.
+        let correlated = match (several, patterns.first()) {
+            (false, Some((_, p))) => {
+                p.attr("id").filter(|id| !id.contains('{')).map(|id| (p.name.clone(), p.ns.clone(), id.to_string()))
+            }
+            _ => None,
+        };
         let is_the_answer = |e: &Element| {
-            correlated.as_deref().is_some_and(|id| e.is(&pattern.name, &pattern.ns) && e.attr("id") == Some(id))
+            correlated.as_ref().is_some_and(|(name, ns, id)| e.is(name, ns) && e.attr("id") == Some(id.as_str()))
         };
         let waited = self
             .wait_until(Instant::now() + within, |actors| {
                 let state = actors.get_mut(actor)?;
                 for (i, e) in state.buffer.iter().enumerate() {
-                    if let Ok(c) = match_element(&pattern, e, &captures) {
-                        return state.buffer.remove(i).map(|e| Waited::Found(Ok((e, c))));
+                    for (k, p) in &patterns {
+                        if let Ok(c) = match_element(p, e, &captures) {
+                            let k = *k;
+                            return state.buffer.remove(i).map(|e| Waited::Found(Ok((k, e, c))));
+                        }
                     }
                 }
                 if let Some(answer) = state.buffer.iter().find(|e| is_the_answer(e)) {
@@ -925,38 +1208,74 @@ impl Executor<'_> {
             })
             .await
             .unwrap_or(Waited::TimedOut);
-        match waited {
-            Waited::Found(Ok((stanza, captures))) => {
+        let result = match waited {
+            Waited::Found(Ok((k, stanza, captures))) => {
                 self.bindings.captures = captures;
                 result.received = vec![stanza.to_xml_in(NS_CLIENT)];
+                if several {
+                    result.message = Some(format!("alternative {} of {} matched", k + 1, expect.alternatives.len()));
+                }
                 result
             }
             Waited::Found(Err(answer)) => {
-                let why = match match_element(&pattern, &answer, &self.bindings.captures) {
-                    Err(mismatch) => mismatch.reason,
-                    Ok(_) => "it matches after all".to_string(),
+                let pattern = patterns.first().map(|(_, p)| p);
+                let why = match pattern.map(|p| match_element(p, &answer, &self.bindings.captures)) {
+                    Some(Err(mismatch)) => mismatch.reason,
+                    _ => "it matches after all".to_string(),
                 };
                 let message = format!(
                     "{actor} received the {} with id '{}', and it differs: {why}",
-                    pattern.name,
+                    answer.name,
                     answer.attr("id").unwrap_or_default()
                 );
                 result.received = serialise(&self.unmatched(actor));
                 failed(result, expect.spec.as_ref(), message)
             }
+            Waited::Ended(_, why) if !closes.is_empty() => {
+                let unmatched = self.unmatched(actor);
+                let condition = stream_condition(&unmatched);
+                result.received = serialise(&unmatched);
+                let hit = closes.iter().find(|(_, want)| want.is_none() || *want == condition);
+                match hit {
+                    Some((k, _)) => {
+                        result.message = Some(format!(
+                            "alternative {} of {} matched: {}",
+                            k + 1,
+                            expect.alternatives.len(),
+                            ended_text(&why)
+                        ));
+                        result
+                    }
+                    None => {
+                        let got = condition.map_or_else(|| ended_text(&why), |c| format!("closed with {c}"));
+                        let message = format!("{actor}'s stream ended ({got}), which no alternative allows");
+                        failed(result, expect.spec.as_ref(), message)
+                    }
+                }
+            }
             Waited::Ended(_, why) => self.ended_while_waiting(actor, &why, result),
             Waited::TimedOut => {
                 let unmatched = self.unmatched(actor);
+                let alternatives = if several { " any alternative" } else { "" };
                 let mut message = format!(
-                    "{actor} received nothing matching within {} ({})",
+                    "{actor} received nothing matching{alternatives} within {} ({})",
                     fmt_duration(within),
                     others(unmatched.len())
                 );
-                message.push_str(&self.closest_text(&pattern, &unmatched));
+                let candidates: Vec<String> =
+                    patterns.iter().map(|(_, p)| self.closest_text(p, &unmatched)).filter(|t| !t.is_empty()).collect();
+                if let Some(c) = candidates.first() {
+                    message.push_str(c);
+                }
                 result.received = serialise(&unmatched);
                 failed(result, expect.spec.as_ref(), message)
             }
+        };
+        // An expect that allows a close leaves the actor disconnected whatever happened (the loader relies on it).
+        if !closes.is_empty() {
+            self.disconnect(actor).await;
         }
+        result
     }
 
     /// `; closest: <message …> differs: …` when some stanza came close to the pattern.
@@ -1090,13 +1409,15 @@ impl Executor<'_> {
 
     /// Every item matches a distinct stanza of its actor, in any order.
     async fn expect_unordered(&mut self, e: &ExpectMany, within: Duration, mut result: StepResult) -> StepResult {
-        let mut items: Vec<(&str, Element)> = Vec::new();
+        let mut items: Vec<Item> = Vec::new();
         let mut texts = Vec::new();
         for item in &e.items {
             match self.pattern(&item.pattern) {
                 Ok((text, p)) => {
-                    texts.push(format!("{}: {text}", item.actor));
-                    items.push((item.actor.as_str(), p));
+                    let after: Vec<String> = item.after.iter().map(|a| (a + 1).to_string()).collect();
+                    let after = if after.is_empty() { String::new() } else { format!(" (after {})", after.join(", ")) };
+                    texts.push(format!("{}: {text}{after}", item.actor));
+                    items.push((item.actor.as_str(), p, item.after.as_slice()));
                 }
                 Err(msg) => return error(result, msg),
             }
@@ -1112,7 +1433,7 @@ impl Executor<'_> {
                 }
                 items
                     .iter()
-                    .find_map(|(actor, _)| actors.get(*actor)?.gone().map(|why| Waited::Ended(actor.to_string(), why)))
+                    .find_map(|(actor, ..)| actors.get(*actor)?.gone().map(|why| Waited::Ended(actor.to_string(), why)))
             })
             .await
             .unwrap_or(Waited::TimedOut);
@@ -1126,7 +1447,7 @@ impl Executor<'_> {
             Waited::TimedOut => {
                 let mut all_unmatched = Vec::new();
                 let mut message = None;
-                for (k, (actor, pattern)) in items.iter().enumerate() {
+                for (k, (actor, pattern, _)) in items.iter().enumerate() {
                     let unmatched = self.unmatched(actor);
                     let any = unmatched.iter().any(|s| match_element(pattern, s, &self.bindings.captures).is_ok());
                     if !any && message.is_none() {
@@ -1140,10 +1461,23 @@ impl Executor<'_> {
                     all_unmatched.extend(unmatched);
                 }
                 let message = message.unwrap_or_else(|| {
-                    format!(
-                        "every item matches something, but no stanza may serve two items and that is what it would take (within {})",
-                        fmt_duration(within)
-                    )
+                    let unordered: Vec<Item> = items.iter().map(|(a, p, _)| (*a, p.clone(), &[][..])).collect();
+                    let mut picks = Vec::new();
+                    let mut budget = ASSIGN_BUDGET;
+                    let without_order =
+                        assign_items(&unordered, &self.actors, &mut picks, self.bindings.captures.clone(), &mut budget);
+                    match (without_order, order_violation(&items, &picks)) {
+                        (Some(_), Some((k, a))) => format!(
+                            "{} received item {} before item {}, which must come first: the order is wrong",
+                            items[k].0,
+                            k + 1,
+                            a + 1
+                        ),
+                        _ => format!(
+                            "every item matches something, but no stanza may serve two items and that is what it would take (within {})",
+                            fmt_duration(within)
+                        ),
+                    }
                 });
                 result.received = serialise(&all_unmatched);
                 failed(result, e.spec.as_ref(), message)
@@ -1271,10 +1605,7 @@ impl Executor<'_> {
         });
         let closed = self.wait_until(Instant::now() + within, |actors| actors.get(actor).and_then(|s| s.gone())).await;
         let unmatched = self.unmatched(actor);
-        let condition = unmatched
-            .iter()
-            .find(|s| s.is("error", NS_STREAM))
-            .and_then(|s| s.elements().find(|c| c.name != "text").map(|c| c.name.clone()));
+        let condition = stream_condition(&unmatched);
         result.received = serialise(&unmatched);
         self.disconnect(actor).await;
         let message = match (closed, &e.error, &condition) {
@@ -1296,6 +1627,139 @@ impl Executor<'_> {
         self.set_up(decl).await
     }
 
+    /// A `connect` whose outcome is checked: a refusal by the server is an outcome to grade,
+    /// not an error; a login that failed otherwise (network, TLS, stream error) still is one.
+    async fn connect_graded(
+        &mut self,
+        actor: &str,
+        outcome: ConnectOutcome,
+        condition: Option<&str>,
+        spec: Option<&SpecRef>,
+        mut result: StepResult,
+    ) -> StepResult {
+        let Some(decl) = self.script.actor(actor) else { return error(result, format!("unknown actor {actor}")) };
+        let who = self.world.who(actor);
+        let requested = decl.resource.clone();
+        let expected = match (outcome, condition) {
+            (ConnectOutcome::Connected, _) => "bound".to_string(),
+            (ConnectOutcome::AsRequested, _) => format!("bound as {}", requested.as_deref().unwrap_or("?")),
+            (ConnectOutcome::Refused, Some(c)) => format!("refused with {c}"),
+            (ConnectOutcome::Refused, None) => "refused".to_string(),
+            (ConnectOutcome::RefusedOrRenamed, _) => {
+                format!("refused, or bound to another resource than {}", requested.as_deref().unwrap_or("?"))
+            }
+            (ConnectOutcome::Any, _) => "bound or refused".to_string(),
+        };
+        result.expected = Some(expected);
+        match self.connector.connect(decl).await {
+            Err(ConnectError::Failed(e)) => error(result, format!("{who}: {e}")),
+            Err(ConnectError::Refused { condition: got, message }) => {
+                result.received = vec![format!("refused: {message}")];
+                let refusal_wanted =
+                    matches!(outcome, ConnectOutcome::Refused | ConnectOutcome::RefusedOrRenamed | ConnectOutcome::Any);
+                match condition {
+                    _ if !refusal_wanted => failed(result, spec, format!("{who} was refused: {message}")),
+                    Some(want) if want != got => {
+                        failed(result, spec, format!("{who} was refused with {got}, not {want}: {message}"))
+                    }
+                    _ => {
+                        result.message = Some(format!("{actor} was refused with {got}"));
+                        result
+                    }
+                }
+            }
+            Ok(link) => {
+                let bound = link.jid.clone();
+                result.received = vec![format!("bound as {bound}")];
+                let as_requested = requested.as_deref().is_some_and(|r| bound.resource() == Some(r));
+                self.install(decl, link);
+                if let Err(e) = self.set_up(decl).await {
+                    return error(result, e);
+                }
+                let verdict = match outcome {
+                    ConnectOutcome::Connected | ConnectOutcome::Any => Ok(()),
+                    ConnectOutcome::AsRequested if as_requested => Ok(()),
+                    ConnectOutcome::AsRequested => {
+                        Err(format!("{who} asked for {:?} and was bound as {bound}", requested.unwrap_or_default()))
+                    }
+                    ConnectOutcome::Refused => Err(format!("{who} was not refused: bound as {bound}")),
+                    ConnectOutcome::RefusedOrRenamed if as_requested => {
+                        Err(format!("{who} was bound as {bound}, exactly the resource it asked for"))
+                    }
+                    ConnectOutcome::RefusedOrRenamed => Ok(()),
+                };
+                // Only `connected` and `as_requested` leave the actor connected (the loader relies on it).
+                if !matches!(outcome, ConnectOutcome::Connected | ConnectOutcome::AsRequested) {
+                    self.disconnect(actor).await;
+                }
+                match verdict {
+                    Ok(()) => {
+                        result.message = Some(format!("{actor} was bound as {bound}"));
+                        result
+                    }
+                    Err(message) => failed(result, spec, message),
+                }
+            }
+        }
+    }
+
+    /// An in-band registration attempt, graded like a `connect`: `registered` must create the
+    /// account, `refused` must see an IQ error (with `condition`), `any` records which.
+    async fn register(
+        &mut self,
+        account: &str,
+        outcome: RegisterOutcome,
+        condition: Option<&str>,
+        spec: Option<&SpecRef>,
+        mut result: StepResult,
+    ) -> StepResult {
+        result.expected = Some(match (outcome, condition) {
+            (RegisterOutcome::Registered, _) => "registered".to_string(),
+            (RegisterOutcome::Refused, Some(c)) => format!("refused with {c}"),
+            (RegisterOutcome::Refused, None) => "refused".to_string(),
+            (RegisterOutcome::Any, _) => "registered or refused".to_string(),
+        });
+        match self.connector.register(account).await {
+            Err(ConnectError::Failed(e)) => error(result, format!("registering account {account}: {e}")),
+            Err(ConnectError::Refused { condition: got, message }) => {
+                result.received = vec![format!("refused: {message}")];
+                match condition {
+                    _ if outcome == RegisterOutcome::Registered => {
+                        failed(result, spec, format!("account {account} was not registered: {message}"))
+                    }
+                    Some(want) if want != got => failed(
+                        result,
+                        spec,
+                        format!("the registration of account {account} was refused with {got}, not {want}: {message}"),
+                    ),
+                    _ => {
+                        result.message = Some(format!("the registration of account {account} was refused with {got}"));
+                        result
+                    }
+                }
+            }
+            Ok(jid) => {
+                result.received = vec![format!("registered as {jid}")];
+                if outcome == RegisterOutcome::Refused {
+                    failed(result, spec, format!("account {account} was registered as {jid}, not refused"))
+                } else {
+                    result.message = Some(format!("account {account} was registered as {jid}"));
+                    result
+                }
+            }
+        }
+    }
+
+    /// Close the actor's TCP connection without closing its stream, and forget what it had buffered.
+    async fn abort(&mut self, actor: &str) {
+        let Some(state) = self.actors.get_mut(actor) else { return };
+        state.buffer.clear();
+        if let Some(live) = state.live.take() {
+            live.pump.abort();
+            let _ = tokio::time::timeout(self.world.setup_timeout, live.outbox.abort()).await;
+        }
+    }
+
     /// Close the actor's stream (bounded) and forget what it had buffered.
     async fn disconnect(&mut self, actor: &str) {
         let Some(state) = self.actors.get_mut(actor) else { return };
@@ -1315,18 +1779,24 @@ impl Executor<'_> {
 /// Most assignments `expect_unordered` tries before giving up on one arrival.
 const ASSIGN_BUDGET: usize = 100_000;
 
+/// An item of `expect_unordered`: its actor, pattern, and the earlier items it must follow.
+type Item<'a> = (&'a str, Element, &'a [usize]);
+
 /// Pick a distinct buffered stanza for each item (backtracking, items in order so captures flow
-/// from one item to the next). `picks` gets (actor, buffer index) per item.
+/// from one item to the next), each after the stanzas of the items it must follow.
+/// `picks` gets (actor, buffer index) per item.
 fn assign_items(
-    items: &[(&str, Element)],
+    items: &[Item],
     actors: &Actors,
     picks: &mut Vec<(String, usize)>,
     captures: Captures,
     budget: &mut usize,
 ) -> Option<Captures> {
-    let Some(((actor, pattern), rest)) = items.split_first() else { return Some(captures) };
+    let Some(((actor, pattern, after), rest)) = items.split_first() else { return Some(captures) };
     let buffer = &actors.get(*actor)?.buffer;
-    for (i, stanza) in buffer.iter().enumerate() {
+    // Items name earlier items of the same actor (checked at load), which are picked already.
+    let not_before = after.iter().filter_map(|a| picks.get(*a).map(|(_, j)| j + 1)).max().unwrap_or(0);
+    for (i, stanza) in buffer.iter().enumerate().skip(not_before) {
         if *budget == 0 {
             return None;
         }
@@ -1343,6 +1813,14 @@ fn assign_items(
         }
     }
     None
+}
+
+/// In an assignment made without the order constraints: an item (k) whose stanza came before that
+/// of an item (a) it must follow.
+fn order_violation(items: &[Item], picks: &[(String, usize)]) -> Option<(usize, usize)> {
+    items.iter().enumerate().find_map(|(k, (_, _, after))| {
+        after.iter().find(|a| picks.get(**a).zip(picks.get(k)).is_some_and(|(x, y)| y.1 < x.1)).map(|a| (k, *a))
+    })
 }
 
 /// The earliest stanzas matching the patterns in order: their indices (as many as could be
@@ -1387,6 +1865,14 @@ fn take(actors: &mut Actors, picks: &[(String, usize)]) -> Vec<Element> {
         }
     }
     taken
+}
+
+/// The condition of the stream error among `stanzas`, if there is one.
+fn stream_condition(stanzas: &[Element]) -> Option<String> {
+    stanzas
+        .iter()
+        .find(|s| s.is("error", NS_STREAM))
+        .and_then(|s| s.elements().find(|c| c.name != "text").map(|c| c.name.clone()))
 }
 
 /// Is `e` the answer (result or error) to the IQ request `id`?
@@ -1458,6 +1944,7 @@ async fn pump(
     mut incoming: mpsc::UnboundedReceiver<Incoming>,
     outbox: Arc<dyn Outbox>,
     own: Jid,
+    caps: Option<Caps>,
     actor: String,
     session: u64,
     events: mpsc::UnboundedSender<Event>,
@@ -1472,6 +1959,9 @@ async fn pump(
             }
             if let Some(ack) = roster_push_ack(e, &own) {
                 let _ = outbox.send(ack).await;
+            }
+            if let Some(answer) = caps.as_ref().and_then(|c| caps_answer(e, c)) {
+                let _ = outbox.send(answer).await;
             }
         }
         let last = matches!(item, Incoming::Closed { .. });
@@ -1498,6 +1988,50 @@ fn roster_push_ack(e: &Element, own: &Jid) -> Option<Element> {
         ack.set_attr("to", from);
     }
     Some(ack)
+}
+
+/// The `<c/>` an actor with caps puts in its presence (XEP-0115 §4).
+fn caps_element(caps: &Caps) -> Element {
+    Element::new("c", NS_CAPS)
+        .with_attr("hash", "sha-1")
+        .with_attr("node", caps.node.as_str())
+        .with_attr("ver", caps.ver.as_str())
+}
+
+/// The answer to a disco#info query for the actor's caps node (`node#ver`, XEP-0115 §6.2),
+/// from anyone: its identity and features, the node mirrored (XEP-0030 §3.2).
+fn caps_answer(e: &Element, caps: &Caps) -> Option<Element> {
+    if !e.is("iq", NS_CLIENT) || e.attr("type") != Some("get") {
+        return None;
+    }
+    let query = e.child("query", NS_DISCO_INFO)?;
+    let node = format!("{}#{}", caps.node, caps.ver);
+    if query.attr("node") != Some(node.as_str()) {
+        return None;
+    }
+    let (category, kind, lang, name) = &caps.identity;
+    let mut identity = Element::new("identity", NS_DISCO_INFO)
+        .with_attr("category", category.as_str())
+        .with_attr("type", kind.as_str());
+    if !name.is_empty() {
+        identity.set_attr("name", name.as_str());
+    }
+    if !lang.is_empty() {
+        identity.attrs.push(crate::xml::Attr {
+            ns: crate::xml::NS_XML.into(),
+            name: "lang".into(),
+            value: lang.clone(),
+        });
+    }
+    let mut answer = Element::new("query", NS_DISCO_INFO).with_attr("node", node.as_str()).with_child(identity);
+    for f in &caps.features {
+        answer = answer.with_child(Element::new("feature", NS_DISCO_INFO).with_attr("var", f.as_str()));
+    }
+    let mut reply = Element::new("iq", NS_CLIENT).with_attr("type", "result").with_attr("id", e.attr("id")?);
+    if let Some(from) = e.attr("from") {
+        reply.set_attr("to", from);
+    }
+    Some(reply.with_child(answer))
 }
 
 /// The result for an XEP-0199 ping from the actor's own server (not from other entities:
@@ -1542,6 +2076,10 @@ mod tests {
         accounts: BTreeMap<String, String>,
         /// Actors whose login fails.
         refuse: BTreeSet<String>,
+        /// Actors whose bind the server refuses, with this condition.
+        refuse_bind: BTreeMap<String, String>,
+        /// Actors bound to this resource instead of the one they ask for.
+        rename: BTreeMap<String, String>,
         /// Answer roster gets with an error instead of a result.
         roster_error: bool,
         /// Called for every stanza an actor sends, after routing.
@@ -1550,6 +2088,8 @@ mod tests {
         stream_features: Vec<String>,
         /// Features listed in disco#info of any domain or account.
         disco: Vec<String>,
+        /// Account → what its in-band registration comes to: the JID, or the refusal's condition.
+        registrations: BTreeMap<String, Result<String, String>>,
         state: Arc<Mutex<NetState>>,
     }
 
@@ -1565,6 +2105,8 @@ mod tests {
         raw: Vec<(String, String)>,
         /// Lose the barriers' marker messages.
         drop_markers: bool,
+        /// Actors whose connection was closed without a stream close.
+        aborted: Vec<String>,
     }
 
     impl NetState {
@@ -1622,7 +2164,8 @@ mod tests {
             if stanza.child("ping", NS_PING).is_some() && stanza.attr("to").is_none() {
                 return Some(reply("result"));
             }
-            if stanza.child("query", NS_DISCO_INFO).is_some() {
+            // Queries for a node (caps) go to whoever the stanza is addressed to.
+            if stanza.child("query", NS_DISCO_INFO).is_some_and(|q| q.attr("node").is_none()) {
                 let mut query = Element::new("query", NS_DISCO_INFO);
                 for f in &self.disco {
                     query = query.with_child(Element::new("feature", NS_DISCO_INFO).with_attr("var", f.as_str()));
@@ -1665,18 +2208,20 @@ mod tests {
             Box::pin(async move {
                 let text = String::from_utf8_lossy(&bytes).to_string();
                 let parsed = crate::scenario::parse_stanza(&text);
+                let utf8 = std::str::from_utf8(&bytes).is_ok();
                 let mut net = self.state.lock().unwrap();
                 if !net.live.contains_key(&self.actor) {
                     return Err("connection reset".into());
                 }
                 net.raw.push((self.actor.clone(), text));
                 match parsed {
-                    Ok(stanza) => net.route(&self.actor, &stanza),
-                    Err(_) => {
+                    Ok(stanza) if utf8 => net.route(&self.actor, &stanza),
+                    _ => {
+                        let condition = if utf8 { "not-well-formed" } else { "unsupported-encoding" };
                         let error = Element::new("error", NS_STREAM)
-                            .with_child(Element::new("not-well-formed", "urn:ietf:params:xml:ns:xmpp-streams"));
+                            .with_child(Element::new(condition, "urn:ietf:params:xml:ns:xmpp-streams"));
                         net.deliver(&self.actor, error);
-                        net.end(&self.actor, Some("stream error: not-well-formed"));
+                        net.end(&self.actor, Some(&format!("stream error: {condition}")));
                     }
                 }
                 Ok(())
@@ -1690,16 +2235,42 @@ mod tests {
                 net.end(&self.actor, None);
             })
         }
+
+        fn abort(&self) -> BoxFuture<'_, ()> {
+            Box::pin(async move {
+                let mut net = self.state.lock().unwrap();
+                net.aborted.push(self.actor.clone());
+                net.live.remove(&self.actor);
+            })
+        }
     }
 
     impl Connector for FakeNet {
-        fn connect<'a>(&'a self, actor: &'a ActorDecl) -> BoxFuture<'a, Result<Link, String>> {
+        fn register<'a>(&'a self, account: &'a str) -> BoxFuture<'a, Result<String, ConnectError>> {
+            Box::pin(async move {
+                match self.registrations.get(account) {
+                    Some(Ok(jid)) => Ok(jid.clone()),
+                    Some(Err(condition)) => Err(ConnectError::Refused {
+                        condition: condition.clone(),
+                        message: format!("the registration was refused: {condition}"),
+                    }),
+                    None => Err(ConnectError::Failed("connection refused".into())),
+                }
+            })
+        }
+
+        fn connect<'a>(&'a self, actor: &'a ActorDecl) -> BoxFuture<'a, Result<Link, ConnectError>> {
             Box::pin(async move {
                 if self.refuse.contains(&actor.name) {
-                    return Err("cannot connect to 127.0.0.1:5222: connection refused".into());
+                    return Err(ConnectError::Failed("cannot connect to 127.0.0.1:5222: connection refused".into()));
+                }
+                if let Some(condition) = self.refuse_bind.get(&actor.name) {
+                    let message = format!("resource binding failed: {condition}");
+                    return Err(ConnectError::Refused { condition: condition.clone(), message });
                 }
                 let bare = &self.accounts[&actor.account];
-                let jid = Jid::parse(&format!("{bare}/{}", actor.resource.as_deref().unwrap_or("generated"))).unwrap();
+                let resource = self.rename.get(&actor.name).or(actor.resource.as_ref());
+                let jid = Jid::parse(&format!("{bare}/{}", resource.map_or("generated", String::as_str))).unwrap();
                 let (tx, incoming) = mpsc::unbounded_channel();
                 let mut net = self.state.lock().unwrap();
                 net.live.insert(actor.name.clone(), (jid.clone(), tx));
@@ -1736,6 +2307,7 @@ mod tests {
         w.bindings.roles.insert("B".into(), "b.lab".into());
         w.bindings.accounts.insert("alice".into(), Jid::parse("alice-x@a.lab").unwrap());
         w.bindings.accounts.insert("bob".into(), Jid::parse("bob-x@b.lab").unwrap());
+        w.bindings.tag = "123456".into();
         w.places.insert("alice1".into(), "fake (a.lab)".into());
         w.places.insert("bob1".into(), "fake (b.lab)".into());
         w
@@ -2209,6 +2781,248 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn any_of_passes_on_any_alternative_and_says_which() {
+        let n = net();
+        let o = run(
+            &n,
+            &format!(
+                "{CHAT}  - expect: {{to: bob1, any_of: [\"<message id='m1' type='error'/>\", \"<message id='m1' type='chat'/>\"], ref: {{spec: RFC6120, section: '10.4.3', level: MUST}}}}\n"
+            ),
+        )
+        .await;
+        assert_eq!(outcomes(&o), [P, P], "{:?}", o.message);
+        assert_eq!(o.steps[1].message.as_deref(), Some("alternative 2 of 2 matched"));
+        assert!(o.steps[1].description.contains("any of: <message id='m1' type='error'/> | <message"));
+        // None of them: the failure names the closest stanza.
+        let o = run(
+            &net(),
+            &format!("{CHAT}  - expect: {{to: bob1, within: 200ms, any_of: [\"<message id='m1' type='error'/>\", \"<message id='m1' type='groupchat'/>\"]}}\n"),
+        )
+        .await;
+        assert_eq!(outcomes(&o), [P, F]);
+        let m = o.message.unwrap();
+        assert!(m.contains("nothing matching any alternative within 200ms") && m.contains("closest"), "{m}");
+        // A stream close is an alternative too: raw bytes that are not UTF-8 close the stream.
+        let o = run(
+            &net(),
+            "  - send_raw: {as: alice1, data: '<message id=\"x\"><body>a\\xC0\\xAFb</body></message>'}\n\x20 - expect: {to: alice1, any_of: [\"<message type='error' id='x'/>\", {closed: unsupported-encoding}]}\n\x20 - connect: {actor: alice1}\n",
+        )
+        .await;
+        assert_eq!(outcomes(&o), [P, P, P], "{:?}", o.message);
+        assert_eq!(o.steps[1].message.as_deref().map(|m| m.starts_with("alternative 2 of 2 matched")), Some(true));
+        let o = run(
+            &net(),
+            "  - send_raw: {as: alice1, data: '<x'}\n\x20 - expect: {to: alice1, any_of: [\"<message type='error'/>\", {closed: unsupported-encoding}]}\n",
+        )
+        .await;
+        assert_eq!(outcomes(&o), [P, F]);
+        assert!(o.message.unwrap().contains("closed with not-well-formed), which no alternative allows"));
+    }
+
+    #[tokio::test]
+    async fn raw_bytes_are_sent_as_written() {
+        let n = net();
+        let o = run(&n, "  - send_raw: {as: alice1, data: '<m>\\xED\\xA0\\x80</m>'}\n  - expect_closed: {actor: alice1, error: unsupported-encoding}\n").await;
+        assert_eq!(outcomes(&o), [P, P], "{:?}", o.message);
+        assert_eq!(n.state.lock().unwrap().raw[0].1, "<m>\u{fffd}\u{fffd}\u{fffd}</m>");
+    }
+
+    #[tokio::test]
+    async fn after_orders_items_of_an_unordered_set() {
+        let steps = |first: &str, second: &str| {
+            format!(
+                "  - send: {{as: alice1, xml: \"<message id='{first}' to='${{bob.bare}}'/>\"}}\n\x20 - send: {{as: alice1, xml: \"<message id='{second}' to='${{bob.bare}}'/>\"}}\n\x20 - send: {{as: bob1, xml: \"<message id='c' to='${{alice.bare}}'/>\"}}\n\x20 - expect_unordered:\n      within: 300ms\n      items:\n\x20       - {{to: alice1, xml: \"<message id='c'/>\"}}\n\x20       - {{to: bob1, xml: \"<message id='a'/>\"}}\n\x20       - {{to: bob1, xml: \"<message id='b'/>\", after: 2}}\n"
+            )
+        };
+        let o = run(&net(), &steps("a", "b")).await;
+        assert_eq!(outcomes(&o), [P, P, P, P], "{:?}", o.message);
+        assert!(o.steps[3].description.contains("<message id='b'/> (after 2)"));
+        let o = run(&net(), &steps("b", "a")).await;
+        assert_eq!(outcomes(&o), [P, P, P, F]);
+        assert!(
+            o.message.as_deref().unwrap().contains("bob1 received item 3 before item 2, which must come first"),
+            "{:?}",
+            o.message
+        );
+        // `after` names an earlier item of the same actor.
+        let bad = format!("{HEAD}steps:\n{}", steps("a", "b").replace("after: 2", "after: 1"));
+        let e = crate::scenario::parse_str(Path::new("t.yaml"), &bad).unwrap_err();
+        assert!(e.to_string().contains("item 3 cannot come after item 1"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn connect_grades_refusals_and_renames() {
+        let yaml = |connect: &str| {
+            format!(
+                "id: t\ntitle: test\nroles: [A]\nactors:\n  alice1: {{account: alice, server: A, resource: r1}}\n\x20 alice2: {{account: alice, resource: \"\\U0001F4F1phone\", connect_at_start: false}}\nsteps:\n  - connect: {connect}\n  - send: {{as: alice1, xml: \"<message to='${{alice1.full}}' id='after'/>\"}}\n"
+            )
+        };
+        let refused = || {
+            let mut n = net();
+            n.refuse_bind.insert("alice2".into(), "bad-request".into());
+            n
+        };
+        let should = "ref: {spec: RFC6120, section: '7.7.1', level: SHOULD}";
+        // Refused as required: pass; refused with another condition: fail.
+        let o = run_yaml(&refused(), &yaml("{actor: alice2, outcome: refused, condition: bad-request}")).await;
+        assert_eq!(outcomes(&o), [P, P], "{:?}", o.message);
+        assert_eq!(o.steps[0].message.as_deref(), Some("alice2 was refused with bad-request"));
+        let o = run_yaml(&refused(), &yaml("{actor: alice2, outcome: refused, condition: conflict}")).await;
+        assert_eq!(outcomes(&o), [F, N]);
+        assert!(o.message.unwrap().contains("refused with bad-request, not conflict"));
+        // Wanted bound as requested, refused: graded by the ref (a warn here), and the case goes on.
+        let o = run_yaml(&refused(), &yaml(&format!("{{actor: alice2, outcome: as_requested, {should}}}"))).await;
+        assert_eq!(outcomes(&o), [W, P]);
+        // Bound as requested: pass, and it stays connected.
+        let o = run_yaml(&net(), &yaml(&format!("{{actor: alice2, outcome: as_requested, {should}}}"))).await;
+        assert_eq!(outcomes(&o), [P, P], "{:?}", o.message);
+        assert_eq!(o.steps[0].message.as_deref(), Some("alice2 was bound as alice-x@a.lab/\u{1F4F1}phone"));
+        // Renamed: what refused_or_renamed wants, what as_requested does not.
+        let mut renamed = net();
+        renamed.rename.insert("alice2".into(), "server-made".into());
+        let o = run_yaml(&renamed, &yaml("{actor: alice2, outcome: refused_or_renamed}")).await;
+        assert_eq!(outcomes(&o), [P, P], "{:?}", o.message);
+        assert!(renamed.state.lock().unwrap().closes.contains(&"alice2".to_string()), "disconnected afterwards");
+        let o = run_yaml(&net(), &yaml("{actor: alice2, outcome: refused_or_renamed}")).await;
+        assert_eq!(outcomes(&o), [F, N]);
+        assert!(o.message.unwrap().contains("exactly the resource it asked for"));
+        // Not refused although it should be.
+        let o = run_yaml(&net(), &yaml("{actor: alice2, outcome: refused}")).await;
+        assert_eq!(outcomes(&o), [F, N]);
+        // A login that fails otherwise stays an error.
+        let mut down = net();
+        down.refuse.insert("alice2".into());
+        let o = run_yaml(&down, &yaml("{actor: alice2, outcome: any}")).await;
+        assert_eq!((outcomes(&o), o.verdict), (vec![E, N], Verdict::Error));
+        // Which actors are connected after a graded connect is checked at load time.
+        let bad = yaml("{actor: alice2, outcome: refused}").replace("alice1, xml", "alice2, xml");
+        let e = crate::scenario::parse_str(Path::new("t.yaml"), &bad).unwrap_err();
+        assert!(e.to_string().contains("alice2 is not connected at this step"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn register_grades_the_attempt_like_a_connect() {
+        let yaml = |register: &str| {
+            format!(
+                "id: t\ntitle: test\nroles: [A]\naccounts:\n  alice: {{server: A}}\n  henry: {{server: A, localpart: \"h\\u2163-{{tag}}\", create: false}}\nactors:\n  alice1: {{account: alice, resource: r1}}\nsteps:\n  - register: {register}\n  - send: {{as: alice1, xml: \"<message to='${{alice1.full}}' id='m-${{henry.tag}}'/>\"}}\n"
+            )
+        };
+        let mut n = net();
+        n.registrations.insert("henry".into(), Err("not-acceptable".into()));
+        let may = "ref: {spec: RFC7622, section: '3.5', level: MAY}";
+        // Refused as required (any condition, or this one): pass.
+        let o = run_yaml(&n, &yaml("{account: henry, outcome: refused}")).await;
+        assert_eq!(outcomes(&o), [P, P], "{:?}", o.message);
+        assert_eq!(
+            o.steps[0].message.as_deref(),
+            Some("the registration of account henry was refused with not-acceptable")
+        );
+        assert_eq!(o.steps[0].received, ["refused: the registration was refused: not-acceptable"]);
+        let o = run_yaml(&n, &yaml("{account: henry, outcome: refused, condition: not-acceptable}")).await;
+        assert_eq!(outcomes(&o), [P, P]);
+        let o = run_yaml(&n, &yaml("{account: henry, outcome: refused, condition: jid-malformed}")).await;
+        assert_eq!(outcomes(&o), [F, N]);
+        assert!(o.message.unwrap().contains("refused with not-acceptable, not jid-malformed"));
+        // Wanted registered (the default), refused: graded by the ref, the case goes on.
+        let o = run_yaml(&n, &yaml(&format!("{{account: henry, {may}}}"))).await;
+        assert_eq!(outcomes(&o), [I, P]);
+        let o = run_yaml(&n, &yaml("{account: henry, outcome: any}")).await;
+        assert_eq!(outcomes(&o), [P, P]);
+        // Registered although it should be refused.
+        n.registrations.insert("henry".into(), Ok("henryiv-1@a.lab".into()));
+        let o = run_yaml(&n, &yaml("{account: henry, outcome: refused}")).await;
+        assert_eq!(outcomes(&o), [F, N]);
+        assert!(o.message.unwrap().contains("was registered as henryiv-1@a.lab, not refused"));
+        let o = run_yaml(&n, &yaml("{account: henry}")).await;
+        assert_eq!(outcomes(&o), [P, P]);
+        assert_eq!(o.steps[0].description, "account henry is registered in-band");
+        // A registration that cannot be attempted is an error.
+        let o = run_yaml(&net(), &yaml("{account: henry, outcome: any}")).await;
+        assert_eq!((outcomes(&o), o.verdict), (vec![E, N], Verdict::Error));
+        // Load time: only accounts, `condition` only with `refused`, and no login at start to an
+        // account that is not created.
+        let e = crate::scenario::parse_str(Path::new("t.yaml"), &yaml("{account: alice1}")).unwrap_err();
+        assert!(e.to_string().contains("'alice1' is not an account of this scenario"), "{e}");
+        let e = crate::scenario::parse_str(Path::new("t.yaml"), &yaml("{account: henry, condition: conflict}"))
+            .unwrap_err();
+        assert!(e.to_string().contains("`condition` is for `outcome: refused`"), "{e}");
+        let at_start = yaml("{account: henry}").replace("alice1: {account: alice,", "alice1: {account: henry,");
+        let e = crate::scenario::parse_str(Path::new("t.yaml"), &at_start).unwrap_err();
+        assert!(e.to_string().contains("account henry is not created at case start"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn account_tags_are_the_case_tag_in_digits() {
+        let mut w = world();
+        w.bindings.tag = "508127".into();
+        let yaml = format!(
+            "{HEAD}steps:\n  - send: {{as: alice1, xml: \"<message to='fussball-${{bob.tag}}@${{B}}' id='t'/>\"}}\n"
+        );
+        let (_, script) = crate::scenario::parse_str(Path::new("t.yaml"), &yaml).unwrap();
+        let n = net();
+        let o = execute(&script, &w, &n).await;
+        assert_eq!(outcomes(&o), [P], "{:?}", o.message);
+        let sent = n.state.lock().unwrap().sent_by("alice1");
+        assert!(sent.iter().any(|x| x.contains("to='fussball-508127@b.lab'")), "{sent:?}");
+        assert_eq!(digits("k3x9mq"), "710793");
+        assert_eq!(digits("ab"), "780000");
+    }
+
+    #[tokio::test]
+    async fn abrupt_disconnects_close_the_connection_without_the_stream() {
+        let n = net();
+        let o = run(&n, "  - disconnect: {actor: bob1, abrupt: true}\n  - connect: {actor: bob1}\n").await;
+        assert_eq!(outcomes(&o), [P, P], "{:?}", o.message);
+        let net = n.state.lock().unwrap();
+        assert_eq!(net.aborted, ["bob1"]);
+        assert_eq!(o.steps[0].description, "bob1's TCP connection is closed without closing the stream");
+    }
+
+    #[test]
+    fn caps_ver_follows_xep_0115_section_5() {
+        // XEP-0115 §5.2's simple example: one identity, four features.
+        let mut caps = Caps::new("http://code.google.com/p/exodus", Vec::new());
+        caps.identity = ("client".into(), "pc".into(), String::new(), "Exodus 0.9.1".into());
+        let features = [
+            "http://jabber.org/protocol/caps",
+            "http://jabber.org/protocol/disco#info",
+            "http://jabber.org/protocol/disco#items",
+            "http://jabber.org/protocol/muc",
+        ];
+        let s = format!("client/pc//Exodus 0.9.1<{}<", features.join("<"));
+        use base64::Engine;
+        use sha1::Digest;
+        let ver = base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(s.as_bytes()));
+        assert_eq!(ver, "QgayPKawpkPSDYmwT/WM94uAlu0=");
+        // Ours: the plugfest identity, the features sorted, the same construction.
+        let ours = Caps::new(crate::scenario::CAPS_NODE, vec!["urn:xmpp:avatar:metadata+notify".to_string()]);
+        let s = "client/bot//plugfest<http://jabber.org/protocol/caps<http://jabber.org/protocol/disco#info<urn:xmpp:avatar:metadata+notify<";
+        assert_eq!(ours.ver, base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(s.as_bytes())));
+    }
+
+    #[tokio::test]
+    async fn caps_are_advertised_and_their_disco_queries_answered() {
+        let n = net();
+        let yaml = format!(
+            "{}steps:\n\x20 - expect: {{to: alice1, xml: \"<presence from='${{bob1.full}}'><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='${{bob1.caps_node}}' ver='${{bob1.caps_ver}}'/></presence>\"}}\n\x20 - iq: {{as: alice1, xml: \"<iq type='get' to='${{bob1.full}}'><query xmlns='http://jabber.org/protocol/disco#info' node='${{bob1.caps_node}}#${{bob1.caps_ver}}'/></iq>\",              expect: \"<iq type='result'><query xmlns='http://jabber.org/protocol/disco#info' node='${{bob1.caps_node}}#${{bob1.caps_ver}}'><identity category='client' type='bot'/><feature var='urn:xmpp:avatar:metadata+notify'/></query></iq>\"}}\n\x20 - expect: {{to: bob1, xml: \"<iq type='get' from='${{alice1.full}}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>\"}}\n",
+            HEAD.replace("bob1: {account: bob, resource: r1}", "bob1: {account: bob, resource: r1, caps: {notify: [urn:xmpp:avatar:metadata]}}")
+                .replace("alice1: {account: alice, resource: r1}", "alice1: {account: alice, resource: r1, lang: de}")
+        );
+        // Presence goes to everyone in this fake: route bob1's broadcast to alice1.
+        let mut n2 = n;
+        n2.extra = Some(Arc::new(|net: &mut NetState, actor: &str, e: &Element| {
+            if actor == "bob1" && e.is("presence", NS_CLIENT) && e.attr("to").is_none() {
+                let from = net.live.get("bob1").map(|(j, _)| j.to_string()).unwrap_or_default();
+                net.deliver("alice1", e.clone().with_attr("from", from));
+            }
+        }));
+        let (_, script) = crate::scenario::parse_str(Path::new("t.yaml"), &yaml).unwrap();
+        assert_eq!(script.actor("alice1").unwrap().lang.as_deref(), Some("de"));
+        let o = execute(&script, &world(), &n2).await;
+        assert_eq!(outcomes(&o), [P, P, P], "{:?}", o.message);
+    }
+
+    #[tokio::test]
     async fn roster_pushes_are_acknowledged_and_still_reach_expects() {
         let mut n = net();
         n.extra = Some(Arc::new(|net: &mut NetState, actor: &str, e: &Element| {
@@ -2379,6 +3193,7 @@ mod tests {
             accounts: Accounts::InBand,
             software: None,
             idn_domain: None,
+            s2s_policy: None,
             expected_failures: vec![],
         };
         let (p, e) = (server("p"), server("e"));
@@ -2392,6 +3207,8 @@ mod tests {
                 .collect(),
             step_timeout: Duration::from_secs(5),
             max_stanza: crate::xml::DEFAULT_MAX_STANZA,
+            harness: None,
+            tag: "k3x9mq".into(),
         };
         let o = run_case(env).await;
         assert_eq!(o.verdict, Verdict::Error);

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod case;
+pub mod peer;
 pub mod server_version;
 
 use crate::plan::Case;
@@ -74,6 +75,20 @@ pub async fn run_cases(
     servers: Arc<ServersFile>,
     cases: Vec<Case>,
     opts: &RunOptions,
+    on_progress: impl FnMut(Progress<'_>),
+) -> Run {
+    let harness = Arc::new(Harness::new(&servers));
+    run_cases_with(scenarios, servers, harness, cases, opts, on_progress).await
+}
+
+/// [`run_cases`] with a harness shared beyond this run (the catalog test runs every case as its
+/// own run, and only one listener can hold the harness address).
+pub async fn run_cases_with(
+    scenarios: Arc<Vec<Scenario>>,
+    servers: Arc<ServersFile>,
+    harness: Arc<Harness>,
+    cases: Vec<Case>,
+    opts: &RunOptions,
     mut on_progress: impl FnMut(Progress<'_>),
 ) -> Run {
     let started = Instant::now();
@@ -89,13 +104,13 @@ pub async fn run_cases(
         })
     });
     let all: Vec<usize> = (0..total).collect();
-    let mut results = run_batch(&scenarios, &servers, &cases, &all, opts, 0, &mut on_progress).await;
+    let mut results = run_batch(&scenarios, &servers, &harness, &cases, &all, opts, 0, &mut on_progress).await;
     for attempt in 1..=opts.reruns {
         let failing: Vec<usize> = (0..total).filter(|&i| results[i].verdict.is_failure()).collect();
         if failing.is_empty() {
             break;
         }
-        let reruns = run_batch(&scenarios, &servers, &cases, &failing, opts, attempt, &mut on_progress).await;
+        let reruns = run_batch(&scenarios, &servers, &harness, &cases, &failing, opts, attempt, &mut on_progress).await;
         for (i, rerun) in failing.into_iter().zip(reruns) {
             judge_rerun(&mut results[i], rerun);
         }
@@ -147,9 +162,11 @@ pub fn assemble(
 }
 
 /// Run the cases at `indices` (at most `opts.jobs` at a time); results in the order of `indices`.
+#[allow(clippy::too_many_arguments)]
 async fn run_batch(
     scenarios: &Arc<Vec<Scenario>>,
     servers: &Arc<ServersFile>,
+    harness: &Arc<Harness>,
     cases: &[Case],
     indices: &[usize],
     opts: &RunOptions,
@@ -160,10 +177,10 @@ async fn run_batch(
     let mut tasks = tokio::task::JoinSet::new();
     for (slot, &index) in indices.iter().enumerate() {
         let (scenarios, servers, limit, opts) = (scenarios.clone(), servers.clone(), limit.clone(), opts.clone());
-        let case = cases[index].clone();
+        let (case, harness) = (cases[index].clone(), harness.clone());
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            let result = run_one(&scenarios, &servers, &case, &opts).await;
+            let result = run_one(&scenarios, &servers, &harness, &case, &opts).await;
             (slot, result)
         });
     }
@@ -209,7 +226,13 @@ fn judge_rerun(first: &mut CaseResult, rerun: CaseResult) {
 }
 
 /// Provision the case's accounts, run it, and turn the outcome into a result.
-async fn run_one(scenarios: &[Scenario], servers: &ServersFile, case: &Case, opts: &RunOptions) -> CaseResult {
+async fn run_one(
+    scenarios: &[Scenario],
+    servers: &ServersFile,
+    harness: &Harness,
+    case: &Case,
+    opts: &RunOptions,
+) -> CaseResult {
     let started = Instant::now();
     let scenario = &scenarios[case.scenario];
     let roles: BTreeMap<String, &crate::servers::Server> =
@@ -220,17 +243,38 @@ async fn run_one(scenarios: &[Scenario], servers: &ServersFile, case: &Case, opt
         return skeleton(scenarios, servers, case, Verdict::Skip, message);
     }
     let declared = case::declared_failures(scenario, &roles);
+    let has_peers = scenario.script.actors.iter().any(|a| a.peer.is_some());
+    let harness = match harness.get().await {
+        _ if !has_peers => None,
+        Some(Ok(env)) => Some(env),
+        None => {
+            let message = "unsupported: the case plays a remote server (peer actor), and the servers file has no \
+                           `harness:` section (docs/servers-file.md)";
+            return skeleton(scenarios, servers, case, Verdict::Skip, message.to_string());
+        }
+        Some(Err(why)) => return skeleton(scenarios, servers, case, Verdict::Error, why),
+    };
 
     let mut connections: Vec<ConnectionRecord> = Vec::new();
     let mut provisioned = BTreeMap::new();
     let tag = &tag;
-    let jobs = scenario.accounts.iter().map(|decl| {
+    // Accounts with `create: false` are left to a `register` step; their JID is known when it parses.
+    for decl in scenario.accounts.iter().filter(|d| !d.create) {
         let server = case::account_server(roles[&decl.role], decl.idn);
-        async move { accounts::provision(&server, &decl.name, tag, opts.step_timeout, opts.max_stanza).await }
+        let localpart = case::account_localpart(decl, tag);
+        if let Ok(jid) = crate::jid::Jid::parse(&format!("{localpart}@{}", server.domain)) {
+            provisioned.insert(decl.name.clone(), case::Account { jid, password: accounts::random_tag(20) });
+        }
+    }
+    let to_create: Vec<_> = scenario.accounts.iter().filter(|d| d.create).collect();
+    let jobs = to_create.iter().map(|decl| {
+        let server = case::account_server(roles[&decl.role], decl.idn);
+        let localpart = case::account_localpart(decl, tag);
+        async move { accounts::provision(&server, &decl.name, &localpart, opts.step_timeout, opts.max_stanza).await }
     });
     let created = futures_util::future::join_all(jobs).await;
     let mut failure = None;
-    for (decl, (result, record)) in scenario.accounts.iter().zip(created) {
+    for (decl, (result, record)) in to_create.iter().zip(created) {
         connections.extend(record);
         match result {
             Ok(account) => {
@@ -252,6 +296,8 @@ async fn run_one(scenarios: &[Scenario], servers: &ServersFile, case: &Case, opt
         accounts: provisioned,
         step_timeout: opts.step_timeout,
         max_stanza: opts.max_stanza,
+        harness,
+        tag: tag.clone(),
     };
     let outcome = match tokio::time::timeout(opts.case_timeout, case::run_case(env)).await {
         Ok(outcome) => outcome,
@@ -270,6 +316,55 @@ async fn run_one(scenarios: &[Scenario], servers: &ServersFile, case: &Case, opt
     r.connections = connections;
     r.duration_ms = started.elapsed().as_millis() as u64;
     r
+}
+
+/// The run's harness for peer actors: started by the first case that has a peer, then shared.
+pub struct Harness {
+    config: Option<crate::servers::HarnessConfig>,
+    started: tokio::sync::OnceCell<Result<peer::HarnessEnv, String>>,
+}
+
+/// How long a run waits for the harness address while another plugfest run holds it.
+const HARNESS_WAIT: Duration = Duration::from_secs(180);
+
+impl Harness {
+    pub fn new(servers: &ServersFile) -> Harness {
+        Harness { config: servers.harness.clone(), started: tokio::sync::OnceCell::new() }
+    }
+
+    /// The listener, bound on first use. One address serves every peer domain, so two runs in
+    /// one lab cannot both listen: a run waits (bounded) for another to finish with it.
+    async fn get(&self) -> Option<Result<&peer::HarnessEnv, String>> {
+        let config = self.config.as_ref()?;
+        let started = self.started.get_or_init(|| async { listen(config).await }).await;
+        Some(started.as_ref().map_err(Clone::clone))
+    }
+}
+
+async fn listen(config: &crate::servers::HarnessConfig) -> Result<peer::HarnessEnv, String> {
+    let ca = crate::ca::CaDir::new(&config.ca_dir);
+    let waited = Instant::now();
+    loop {
+        match crate::xmpp::s2s::S2sHub::bind(config.listen).await {
+            Ok(hub) => {
+                return Ok(peer::HarnessEnv {
+                    hub,
+                    trust: crate::net::tls::Trust::CaFile(ca.root_cert()),
+                    ca,
+                    parent_domain: config.domain.clone(),
+                })
+            }
+            Err(e) if e.to_string().contains("in use") && waited.elapsed() < HARNESS_WAIT => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => {
+                return Err(format!(
+                    "the harness cannot play remote servers: {e} (waited {:?} for the address)",
+                    waited.elapsed()
+                ))
+            }
+        }
+    }
 }
 
 /// A result with the case's identity filled in and nothing else.

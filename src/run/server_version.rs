@@ -13,7 +13,8 @@ pub const NS_VERSION: &str = "jabber:iq:version";
 /// within `step_timeout` (per step: account creation, login, the query).
 pub async fn ask(server: &Server, step_timeout: Duration, max_stanza: usize) -> Option<String> {
     let tag = accounts::random_tag(6);
-    let (account, _) = accounts::provision(server, "version", &tag, step_timeout, max_stanza).await;
+    let (account, _) =
+        accounts::provision(server, "version", &format!("version-{tag}"), step_timeout, max_stanza).await;
     let account = account.ok()?;
     let params = server.client_params(account.jid, &account.password, None, step_timeout, max_stanza);
     let mut session =

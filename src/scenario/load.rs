@@ -215,7 +215,7 @@ impl Checker<'_> {
         ConfigError::new(self.path, loc.line() + lines_before, column, message)
     }
 
-    fn var_err(&self, at: &Spanned<String>, e: VarError) -> ConfigError {
+    pub fn var_err(&self, at: &Spanned<String>, e: VarError) -> ConfigError {
         let err = self.err_in(at.referenced, &at.value, e.offset, e.message);
         match e.hint {
             Some(h) => err.with_hint(h),
@@ -251,9 +251,27 @@ impl Checker<'_> {
             self.check_new_name(name, &scope, "account")?;
             let role = self.check_role_ref(&acc.server, &roles)?;
             scope.insert(&name.value, NameKind::Account);
-            accounts.push(AccountDecl { name: name.value.clone(), role, idn: acc.idn.unwrap_or(false) });
+            let localpart = match &acc.localpart {
+                Some(lp) => Some(self.check_localpart(lp, &samples)?),
+                None => None,
+            };
+            let create = acc.create.unwrap_or(true);
+            accounts.push(AccountDecl { name: name.value.clone(), role, idn: acc.idn.unwrap_or(false), localpart, create });
         }
-        let actors = self.check_actors(&raw.actors, &roles, &mut accounts, &mut scope)?;
+        let mut actors = self.check_actors(&raw.actors, &roles, &mut accounts, &mut scope)?;
+        // An account that is not created at case start cannot be logged in to at case start.
+        for (decl, (name, _)) in actors.iter().zip(&raw.actors.value.0) {
+            let not_created = accounts.iter().any(|a| a.name == decl.account && !a.create);
+            if not_created && decl.connect_at_start {
+                return Err(self
+                    .err(name.referenced, format!("account {} is not created at case start (`create: false`)", decl.account))
+                    .with_hint(format!(
+                        "give {} `connect_at_start: false` and connect it after a `register` step",
+                        name.value
+                    )));
+            }
+        }
+        actors.extend(self.check_peers(&raw.peers, &roles, &mut scope)?);
         let gates = match &raw.gate {
             Some(g) => self.check_gates(g, &roles, &accounts)?,
             None => Vec::new(),
@@ -268,7 +286,13 @@ impl Checker<'_> {
         flow.walk(&mut frame, &raw.steps.value)?;
         let steps = flow.steps;
         let script = Script { catalog, actors, steps, gates };
-        let scenario = Scenario { id, title, file: self.path.to_path_buf(), roles, accounts, script };
+        let s2s_policy = match &raw.s2s_policy {
+            None => None,
+            Some(p) => Some(p.value.parse::<crate::servers::S2sPolicy>().map_err(|e| {
+                self.err(p.referenced, e).with_hint("the profiles of CATALOG §0.7 (docs/scenario-format.md, \"Peers\")")
+            })?),
+        };
+        let scenario = Scenario { id, title, file: self.path.to_path_buf(), roles, s2s_policy, accounts, script };
         Ok(Loaded { scenario, id_at: (raw.id.referenced.line(), raw.id.referenced.column()) })
     }
 
@@ -332,20 +356,42 @@ impl Checker<'_> {
         for (name, a) in &raw.value.0 {
             self.check_new_name(name, scope, "actor")?;
             let account = self.check_actor_account(a, roles, accounts, scope)?;
+            // Any string, including ones the server should refuse (CATALOG F07): sent as written.
             let resource = match &a.resource {
                 None => None,
                 Some(r) => {
-                    let res = r.value.clone();
-                    if let Err(e) = crate::jid::Jid::new(Some("user"), "example.lab", Some(&res)) {
-                        return Err(
-                            self.err(r.referenced, format!("resource {res:?} is not a valid resourcepart: {e}"))
-                        );
+                    let res = self.samples_only(r, scope)?;
+                    if res.is_empty() {
+                        return Err(self
+                            .err(r.referenced, "the resource is empty")
+                            .with_hint("leave `resource` out to let the server choose one"));
                     }
                     Some(res)
                 }
             };
+            let lang = match &a.lang {
+                None => None,
+                Some(l) => {
+                    let lang = l.value.trim();
+                    let ok = !lang.is_empty() && lang.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+                    if !ok {
+                        return Err(self
+                            .err(l.referenced, format!("{lang:?} is not a language tag"))
+                            .with_hint("e.g. lang: de, lang: cs, lang: zh-Hant (RFC 5646)"));
+                    }
+                    Some(lang.to_string())
+                }
+            };
+            let caps = match &a.caps {
+                None => None,
+                Some(c) => Some(self.check_caps(c)?),
+            };
             let connect_at_start = a.connect_at_start.unwrap_or(true);
             scope.insert(&name.value, NameKind::Actor { connected: connect_at_start });
+            if let Some(c) = &caps {
+                scope.set_constant(&format!("{}.caps_ver", name.value), &c.ver);
+                scope.set_constant(&format!("{}.caps_node", name.value), &c.node);
+            }
             actors.push(ActorDecl {
                 name: name.value.clone(),
                 account,
@@ -353,6 +399,9 @@ impl Checker<'_> {
                 roster: a.roster.unwrap_or(true),
                 presence: None,
                 connect_at_start,
+                lang,
+                caps,
+                peer: None,
             });
         }
         // Presence stanzas may name any actor that is connected at start, so check them last.
@@ -376,6 +425,40 @@ impl Checker<'_> {
             };
         }
         Ok(actors)
+    }
+
+    /// Peer actors (`peers:`): the harness as a remote server, named like actors.
+    fn check_peers(
+        &self,
+        raw: &super::model::Entries<super::peer::RawPeer>,
+        roles: &[String],
+        scope: &mut Scope,
+    ) -> Result<Vec<ActorDecl>, ConfigError> {
+        let mut peers = Vec::new();
+        for (name, p) in &raw.0 {
+            self.check_new_name(name, scope, "peer")?;
+            let connects_to = match &p.connects_to {
+                Some(role) => Some(self.check_role_ref(role, roles)?),
+                None => None,
+            };
+            let cert = match &p.cert {
+                None => crate::ca::Fixture::Good,
+                Some(c) => crate::ca::Fixture::from_name(&c.value).ok_or_else(|| {
+                    let names: Vec<&str> = crate::ca::Fixture::ALL.iter().map(|f| f.name()).collect();
+                    self.err(c.referenced, format!("unknown certificate fixture {:?}", c.value))
+                        .with_hint(format!("the fixtures (docs/lab-ca.md): {}", names.join(", ")))
+                })?,
+            };
+            let connect_at_start = p.connect_at_start.unwrap_or(true);
+            scope.insert(&name.value, NameKind::Actor { connected: connect_at_start });
+            peers.push(ActorDecl {
+                name: name.value.clone(),
+                connect_at_start,
+                peer: Some(Box::new(super::peer::PeerDecl::from_raw(p, cert, connects_to))),
+                ..ActorDecl::default()
+            });
+        }
+        Ok(peers)
     }
 
     /// The actor's account, declaring it from the actor's `server` when `accounts:` does not.
@@ -405,7 +488,7 @@ impl Checker<'_> {
             Some(role) => {
                 self.check_new_name(name, scope, "account")?;
                 scope.insert(&name.value, NameKind::Account);
-                accounts.push(AccountDecl { name: name.value.clone(), role, idn: false });
+                accounts.push(AccountDecl { name: name.value.clone(), role, idn: false, localpart: None, create: true });
                 Ok(name.value.clone())
             }
             None => {
@@ -417,6 +500,48 @@ impl Checker<'_> {
                 )))
             }
         }
+    }
+
+    /// A text in which only `${str.…}` sample strings may appear, with them substituted.
+    fn samples_only(&self, text: &Spanned<String>, scope: &Scope) -> Result<String, ConfigError> {
+        let mut samples = Scope::default();
+        if let Some(s) = scope.samples() {
+            samples.set_samples(s);
+        }
+        let t = Template::compile(&text.value, &samples).map_err(|e| self.var_err(text, e))?;
+        t.render_raw(&super::vars::Bindings::default()).map_err(|e| self.err(text.referenced, e))
+    }
+
+    /// An account's `localpart:` template: sample strings substituted, `{tag}` required.
+    fn check_localpart(&self, lp: &Spanned<String>, samples: &Arc<Samples>) -> Result<String, ConfigError> {
+        let mut scope = Scope::default();
+        scope.set_samples(samples.clone());
+        let text = self.samples_only(lp, &scope)?;
+        if !text.contains("{tag}") {
+            return Err(self
+                .err(lp.referenced, "the localpart has no {tag}: accounts must be fresh for every case")
+                .with_hint("e.g. localpart: \"${str.jurgen_nfc}-{tag}\" ({tag} is the case's unique tag, digits)"));
+        }
+        if text.replace("{tag}", "").contains(['@', '/']) {
+            return Err(self.err(lp.referenced, "a localpart cannot contain '@' or '/'"));
+        }
+        Ok(text)
+    }
+
+    /// An actor's `caps:`, with its verification string.
+    fn check_caps(&self, c: &Spanned<super::model::RawCaps>) -> Result<super::Caps, ConfigError> {
+        let mut features = Vec::new();
+        for f in &c.value.features {
+            features.push(f.value.trim().to_string());
+        }
+        for n in &c.value.notify {
+            features.push(format!("{}+notify", n.value.trim()));
+        }
+        if let Some(empty) = c.value.features.iter().chain(&c.value.notify).find(|f| f.value.trim().is_empty()) {
+            return Err(self.err(empty.referenced, "an empty feature"));
+        }
+        let node = c.value.node.as_ref().map_or(super::CAPS_NODE.to_string(), |n| n.value.trim().to_string());
+        Ok(super::Caps::new(&node, features))
     }
 
     fn check_gates(
@@ -442,7 +567,7 @@ impl Checker<'_> {
             }
             let on = &g.value.on;
             let (target, role, account) = if roles.contains(&on.value) {
-                let Some(account) = accounts.iter().find(|a| a.role == on.value && !a.idn) else {
+                let Some(account) = accounts.iter().find(|a| a.role == on.value && !a.idn && a.create) else {
                     return Err(self
                         .err(
                             on.referenced,
@@ -511,9 +636,16 @@ impl Checker<'_> {
         Ok((template, element))
     }
 
-    /// Compile a text whose variables are substituted as is (`send_raw`'s data).
+    /// Compile a text whose variables are substituted as is (`send_raw`'s data), with its
+    /// `\xNN` byte escapes checked.
     pub fn check_raw(&self, data: &Spanned<String>, scope: &Scope) -> Result<Template, ConfigError> {
-        Template::compile(&data.value, scope).map_err(|e| self.var_err(data, e))
+        let t = Template::compile(&data.value, scope).map_err(|e| self.var_err(data, e))?;
+        if let Some((at, message)) = t.byte_escape_error() {
+            return Err(self
+                .err_in(data.referenced, &data.value, at, message)
+                .with_hint("in send_raw data, \\xNN sends the byte NN and \\\\ a backslash; quote the YAML with '…'"));
+        }
+        Ok(t)
     }
 
     /// Captures are defined by `{=name}`; `{name}` must refer to one defined before it.

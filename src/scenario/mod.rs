@@ -10,6 +10,7 @@
 mod load;
 mod model;
 pub mod pattern;
+pub mod peer;
 mod steps;
 pub mod vars;
 
@@ -40,6 +41,8 @@ pub struct Scenario {
     pub file: PathBuf,
     /// Server roles it needs, in order, e.g. `["A", "B"]` or `["A"]`.
     pub roles: Vec<String>,
+    /// The s2s policy the case assumes of every server it runs on (CATALOG §0.7); `None`: any.
+    pub s2s_policy: Option<crate::servers::S2sPolicy>,
     /// Accounts to provision fresh for every case.
     pub accounts: Vec<AccountDecl>,
     /// Its actors and steps.
@@ -55,6 +58,11 @@ pub struct AccountDecl {
     pub role: String,
     /// On the server's IDN domain (servers file `idn_domain`) instead of its main domain.
     pub idn: bool,
+    /// The localpart with `{tag}` where the case's unique tag (digits) goes, sample strings
+    /// already substituted; `None`: `<name>-<tag>`.
+    pub localpart: Option<String>,
+    /// Created at case start (`create: false`: only a `register` step may create it).
+    pub create: bool,
 }
 
 /// What a scenario does: its actors and steps.
@@ -107,7 +115,7 @@ impl Script {
 }
 
 /// One client connection of a scenario (a resource of an account).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ActorDecl {
     /// e.g. `alice1`.
     pub name: String,
@@ -121,6 +129,51 @@ pub struct ActorDecl {
     pub presence: Option<Template>,
     /// Connect when the case starts; otherwise a `connect` step does it.
     pub connect_at_start: bool,
+    /// The c2s stream's `xml:lang`; `None`: the default (`en`).
+    pub lang: Option<String>,
+    /// XEP-0115 capabilities the actor advertises (and answers disco#info queries for).
+    pub caps: Option<Caps>,
+    /// A peer actor (`peers:`): the harness as a remote server instead of a client login.
+    pub peer: Option<Box<peer::PeerDecl>>,
+}
+
+/// An actor's XEP-0115 entity capabilities.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caps {
+    /// e.g. `https://plugfest.lab/harness`.
+    pub node: String,
+    /// `category/type/lang/name` of its one identity.
+    pub identity: (String, String, String, String),
+    /// Every feature it lists in disco#info (`+notify` ones included), sorted.
+    pub features: Vec<String>,
+    /// The verification string (XEP-0115 §5.1, SHA-1, base64).
+    pub ver: String,
+}
+
+/// The node of caps that do not name one.
+pub const CAPS_NODE: &str = "https://plugfest.lab/harness";
+
+impl Caps {
+    /// Caps with a `client/bot` identity named plugfest and these features (disco#info and
+    /// caps are always included), the verification string computed per XEP-0115 §5.1.
+    pub fn new(node: &str, features: impl IntoIterator<Item = String>) -> Caps {
+        use base64::Engine;
+        use sha1::Digest;
+        let mut features: Vec<String> = features.into_iter().collect();
+        features.push("http://jabber.org/protocol/disco#info".into());
+        features.push("http://jabber.org/protocol/caps".into());
+        features.sort();
+        features.dedup();
+        let identity = ("client".to_string(), "bot".to_string(), String::new(), "plugfest".to_string());
+        // §5.1: identities "category/type/lang/name<" sorted, then features "var<" sorted.
+        let mut s = format!("{}/{}/{}/{}<", identity.0, identity.1, identity.2, identity.3);
+        for f in &features {
+            s.push_str(f);
+            s.push('<');
+        }
+        let ver = base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(s.as_bytes()));
+        Caps { node: node.to_string(), identity, features, ver }
+    }
 }
 
 /// One step, with where it is written.
@@ -162,9 +215,35 @@ pub enum Action {
     /// The server closes the actor's stream (optionally with a given stream error).
     ExpectClosed(ExpectClosed),
     /// (Re)connect an actor: log in, then its roster request and initial presence as declared.
-    Connect { actor: String },
-    /// Close an actor's stream gracefully.
-    Disconnect { actor: String },
+    /// `outcome` says what the login must come to; a refusal may be checked (`spec`).
+    Connect { actor: String, outcome: ConnectOutcome, condition: Option<String>, spec: Option<SpecRef> },
+    /// Close an actor's stream gracefully, or (`abrupt`) close the TCP connection without
+    /// closing the stream.
+    Disconnect { actor: String, abrupt: bool },
+    /// Try to create an account (`create: false`) by XEP-0077 in-band registration; `outcome`
+    /// says what the attempt must come to, a refusal is a result to check (`spec`).
+    Register { account: String, outcome: RegisterOutcome, condition: Option<String>, spec: Option<SpecRef> },
+}
+
+pub use model::{ConnectOutcome, RegisterOutcome};
+
+/// One alternative of an expect: a stanza pattern, or the server closing the stream.
+#[derive(Clone, Debug)]
+pub enum Alternative {
+    Stanza(Template),
+    /// The server closes the actor's stream, with this stream error condition (`None`: any close).
+    Closed(Option<String>),
+}
+
+impl Alternative {
+    /// For descriptions.
+    pub fn text(&self) -> String {
+        match self {
+            Alternative::Stanza(t) => one_line(t.source()),
+            Alternative::Closed(Some(c)) => format!("the stream closed with {c}"),
+            Alternative::Closed(None) => "the stream closed".to_string(),
+        }
+    }
 }
 
 impl Action {
@@ -178,7 +257,11 @@ impl Action {
             }
             Action::Iq(iq) => vec![iq.actor.as_str()],
             Action::ExpectClosed(e) => vec![e.actor.as_str()],
-            Action::Send { .. } | Action::SendRaw { .. } | Action::Connect { .. } | Action::Disconnect { .. } => vec![],
+            Action::Send { .. }
+            | Action::SendRaw { .. }
+            | Action::Connect { .. }
+            | Action::Disconnect { .. }
+            | Action::Register { .. } => vec![],
         }
     }
 }
@@ -214,8 +297,8 @@ pub const DEFAULT_WITHIN: Duration = LOCAL;
 pub struct Expect {
     /// The receiving actor.
     pub actor: String,
-    /// The pattern (docs/scenario-format.md, "Matching").
-    pub pattern: Template,
+    /// The pattern (docs/scenario-format.md, "Matching"); with `any_of`, each alternative.
+    pub alternatives: Vec<Alternative>,
     /// How long to wait for it.
     pub within: Within,
     /// The normative text it checks; its level decides what a mismatch does to the verdict.
@@ -248,6 +331,8 @@ pub enum Barrier {
 pub struct Expected {
     pub actor: String,
     pub pattern: Template,
+    /// (`expect_unordered`) indices of earlier items to the same actor whose stanzas must arrive first.
+    pub after: Vec<usize>,
 }
 
 /// Several expected stanzas (unordered, or a sequence to one actor).
@@ -294,6 +379,7 @@ impl Step {
             Action::ExpectClosed(_) => "expect_closed",
             Action::Connect { .. } => "connect",
             Action::Disconnect { .. } => "disconnect",
+            Action::Register { .. } => "register",
         }
     }
 
@@ -305,7 +391,8 @@ impl Step {
             Action::ExpectUnordered(e) | Action::ExpectSequence(e) => e.spec.as_ref(),
             Action::Iq(e) => e.spec.as_ref(),
             Action::ExpectClosed(e) => e.spec.as_ref(),
-            Action::Send { .. } | Action::SendRaw { .. } | Action::Connect { .. } | Action::Disconnect { .. } => None,
+            Action::Connect { spec, .. } | Action::Register { spec, .. } => spec.as_ref(),
+            Action::Send { .. } | Action::SendRaw { .. } | Action::Disconnect { .. } => None,
         }
     }
 
@@ -324,7 +411,9 @@ impl Step {
             Action::Send { actor, xml } => format!("{actor} sends {}", one_line(xml.source())),
             Action::SendRaw { actor, data } => format!("{actor} sends raw {}", one_line(data.source())),
             Action::Expect(e) => {
-                format!("{} receives {} within {}", e.actor, one_line(e.pattern.source()), within(e.within))
+                let what: Vec<String> = e.alternatives.iter().map(Alternative::text).collect();
+                let what = if what.len() == 1 { what.join("") } else { format!("any of: {}", what.join(" | ")) };
+                format!("{} receives {what} within {}", e.actor, within(e.within))
             }
             Action::ExpectNone(e) => {
                 let what = e.pattern.as_ref().map_or("any stanza".to_string(), |p| one_line(p.source()));
@@ -335,8 +424,16 @@ impl Step {
                 format!("{} receives no {what} before {barrier} (within {})", e.actors.join(", "), within(e.within))
             }
             Action::ExpectUnordered(e) => {
-                let items: Vec<String> =
-                    e.items.iter().map(|i| format!("{}: {}", i.actor, one_line(i.pattern.source()))).collect();
+                let items: Vec<String> = e
+                    .items
+                    .iter()
+                    .map(|i| {
+                        let after: Vec<String> = i.after.iter().map(|a| (a + 1).to_string()).collect();
+                        let after =
+                            if after.is_empty() { String::new() } else { format!(" (after {})", after.join(", ")) };
+                        format!("{}: {}{after}", i.actor, one_line(i.pattern.source()))
+                    })
+                    .collect();
                 format!("in any order within {}: {}", within(e.within), items.join("; "))
             }
             Action::ExpectSequence(e) => {
@@ -355,8 +452,32 @@ impl Step {
                 Some(cond) => format!("the server closes {}'s stream with {cond} within {}", e.actor, within(e.within)),
                 None => format!("the server closes {}'s stream within {}", e.actor, within(e.within)),
             },
-            Action::Connect { actor } => format!("{actor} connects"),
-            Action::Disconnect { actor } => format!("{actor} disconnects"),
+            Action::Connect { actor, outcome, condition, .. } => match (outcome, condition) {
+                (ConnectOutcome::Connected, _) => format!("{actor} connects"),
+                (ConnectOutcome::AsRequested, _) => {
+                    format!("{actor} connects and is bound to the resource it asked for")
+                }
+                (ConnectOutcome::Refused, Some(c)) => format!("{actor} connects and is refused with {c}"),
+                (ConnectOutcome::Refused, None) => format!("{actor} connects and is refused"),
+                (ConnectOutcome::RefusedOrRenamed, _) => {
+                    format!("{actor} connects and is refused or bound to another resource than requested")
+                }
+                (ConnectOutcome::Any, _) => format!("{actor} connects (a refusal is recorded, not an error)"),
+            },
+            Action::Disconnect { actor, abrupt: false } => format!("{actor} disconnects"),
+            Action::Disconnect { actor, abrupt: true } => {
+                format!("{actor}'s TCP connection is closed without closing the stream")
+            }
+            Action::Register { account, outcome, condition, .. } => match (outcome, condition) {
+                (RegisterOutcome::Registered, _) => format!("account {account} is registered in-band"),
+                (RegisterOutcome::Refused, Some(c)) => {
+                    format!("in-band registration of account {account} is refused with {c}")
+                }
+                (RegisterOutcome::Refused, None) => format!("in-band registration of account {account} is refused"),
+                (RegisterOutcome::Any, _) => {
+                    format!("account {account} is registered in-band (a refusal is recorded, not an error)")
+                }
+            },
         };
         match &self.origin {
             Some(o) => format!("[{} line {}] {text}", o.fixture, o.line),

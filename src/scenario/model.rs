@@ -19,11 +19,17 @@ pub struct RawScenario {
     #[serde(default)]
     pub catalog: Option<Spanned<String>>,
     pub roles: Spanned<Vec<Spanned<String>>>,
+    /// The s2s policy (CATALOG §0.7) the case assumes of its servers; others skip it.
+    #[serde(default)]
+    pub s2s_policy: Option<Spanned<String>>,
     #[serde(default)]
     pub accounts: Entries<RawAccount>,
     #[serde(default)]
     pub gate: Option<Spanned<Vec<Spanned<RawGate>>>>,
     pub actors: Spanned<Entries<RawActor>>,
+    /// The harness as remote servers (`scenario::peer`).
+    #[serde(default)]
+    pub peers: Entries<super::peer::RawPeer>,
     pub steps: Spanned<Vec<Spanned<RawStep>>>,
 }
 
@@ -34,6 +40,13 @@ pub struct RawAccount {
     /// On the server's IDN domain.
     #[serde(default)]
     pub idn: Option<bool>,
+    /// The localpart as a template: `${str.…}` sample strings and `{tag}` (the case's unique
+    /// tag, digits only), e.g. `"${str.jurgen_nfc}-{tag}"`. Default: `<name>-<tag>`.
+    #[serde(default)]
+    pub localpart: Option<Spanned<String>>,
+    /// `false`: not created at case start (a `register` step may try to create it).
+    #[serde(default)]
+    pub create: Option<bool>,
 }
 
 /// `{disco_feature: "…", on: A}` or `{stream_feature: "…", on: A}`.
@@ -73,6 +86,26 @@ pub struct RawActor {
     pub roster: Option<bool>,
     #[serde(default)]
     pub connect_at_start: Option<bool>,
+    /// The c2s stream's `xml:lang` (default `en`).
+    #[serde(default)]
+    pub lang: Option<Spanned<String>>,
+    /// XEP-0115 entity capabilities: advertised in the initial presence, and disco#info queries
+    /// for node#ver are answered automatically.
+    #[serde(default)]
+    pub caps: Option<Spanned<RawCaps>>,
+}
+
+/// `caps: {features: [...], notify: [urn:xmpp:avatar:metadata], node: "…"}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCaps {
+    #[serde(default)]
+    pub node: Option<Spanned<String>>,
+    #[serde(default)]
+    pub features: Vec<Spanned<String>>,
+    /// Namespaces whose `+notify` feature is advertised (XEP-0163 filtered notifications).
+    #[serde(default)]
+    pub notify: Vec<Spanned<String>>,
 }
 
 /// `presence: true`, `presence: false` or `presence: "<presence>…</presence>"`.
@@ -96,8 +129,77 @@ pub enum RawStep {
     Iq(Box<RawIq>),
     ExpectClosed(Box<RawExpectClosed>),
     Use(Box<RawUse>),
-    Connect(RawActorRef),
-    Disconnect(RawActorRef),
+    Connect(RawConnect),
+    Disconnect(RawDisconnect),
+    Register(RawRegister),
+}
+
+/// `register: {account: henry, outcome: refused, condition: jid-malformed, ref: …}`: an
+/// XEP-0077 in-band registration attempt for an account declared with `create: false`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegister {
+    pub account: Spanned<String>,
+    #[serde(default)]
+    pub outcome: Option<Spanned<RegisterOutcome>>,
+    /// For a refusal: the defined condition it must carry.
+    #[serde(default)]
+    pub condition: Option<Spanned<String>>,
+    #[serde(default, rename = "ref")]
+    pub spec: Option<Spanned<RawRef>>,
+}
+
+/// What a `register` step expects of the registration attempt.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RegisterOutcome {
+    /// The server creates the account (an IQ result to the registration set; the default).
+    #[default]
+    Registered,
+    /// The server refuses: an IQ error to the registration form request or to the set.
+    Refused,
+    /// Either; recorded.
+    Any,
+}
+
+/// `connect: {actor: a, outcome: refused, condition: bad-request, ref: …}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConnect {
+    pub actor: Spanned<String>,
+    #[serde(default)]
+    pub outcome: Option<Spanned<ConnectOutcome>>,
+    /// For a refusal: the defined condition it must carry.
+    #[serde(default)]
+    pub condition: Option<Spanned<String>>,
+    #[serde(default, rename = "ref")]
+    pub spec: Option<Spanned<RawRef>>,
+}
+
+/// What a `connect` step expects of the login.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectOutcome {
+    /// Logged in and bound (the default).
+    #[default]
+    Connected,
+    /// Logged in and bound to exactly the resource requested (compared as a string).
+    AsRequested,
+    /// Refused by the server: authentication failure or a bind error.
+    Refused,
+    /// Refused, or bound to a resource other than the one requested (never bound as requested).
+    RefusedOrRenamed,
+    /// Either; recorded.
+    Any,
+}
+
+/// `disconnect: {actor: a}` or `disconnect: {actor: a, abrupt: true}` (TCP closed, no stream close).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDisconnect {
+    pub actor: Spanned<String>,
+    #[serde(default)]
+    pub abrupt: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -161,6 +263,32 @@ pub struct RawUnordered {
 pub struct RawItem {
     pub to: Spanned<String>,
     pub xml: Spanned<String>,
+    /// Item numbers (1-based, earlier items to the same actor) whose stanzas must arrive first.
+    #[serde(default)]
+    pub after: Option<Spanned<OneOrManyNumbers>>,
+}
+
+/// `after: 1` or `after: [1, 2]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrManyNumbers {
+    One(usize),
+    Many(Vec<usize>),
+}
+
+/// One alternative of an `expect`'s `any_of`: a pattern, or `{closed: condition}` (the server
+/// closes the stream, with that stream error condition or `any`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawAlternative {
+    Xml(String),
+    Closed(RawClosedAlt),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClosedAlt {
+    pub closed: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -220,7 +348,12 @@ pub struct RawSend {
 #[serde(deny_unknown_fields)]
 pub struct RawExpect {
     pub to: Spanned<String>,
-    pub xml: Spanned<String>,
+    /// The pattern; or `any_of`.
+    #[serde(default)]
+    pub xml: Option<Spanned<String>>,
+    /// Alternatives: the step passes when one of them happens (the first to match is reported).
+    #[serde(default)]
+    pub any_of: Option<Spanned<Vec<Spanned<RawAlternative>>>>,
     #[serde(default)]
     pub within: Option<Spanned<String>>,
     #[serde(default, rename = "ref")]
@@ -235,12 +368,6 @@ pub struct RawRef {
     pub level: Level,
     #[serde(default)]
     pub quote: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawActorRef {
-    pub actor: Spanned<String>,
 }
 
 /// A YAML mapping kept in file order, with each key's position (for `accounts:` and `actors:`,

@@ -15,7 +15,8 @@
 //!
 //! Attributes in the `urn:plugfest:pattern` namespace (prefix `pf`, pre-bound in patterns) are
 //! instructions, never compared: `pf:absent=''` on a child (no child may match it) and
-//! `pf:strict=''` (exactly the listed attributes and children, always-ignorable additions excepted).
+//! `pf:strict=''` (exactly the listed attributes and children, always-ignorable additions excepted)
+//! and `pf:exact='from jid'` (these attributes are compared as strings, not as JIDs).
 
 use crate::jid::Jid;
 use crate::xml::{Element, NS_XML};
@@ -44,6 +45,11 @@ fn is_strict(p: &Element) -> bool {
     p.attr_ns(NS_PATTERN, "strict").is_some()
 }
 
+/// Is this attribute named by the element's `pf:exact` (compared as a string, not as a JID)?
+fn is_exact(p: &Element, ns: &str, name: &str) -> bool {
+    ns.is_empty() && p.attr_ns(NS_PATTERN, "exact").is_some_and(|names| names.split_whitespace().any(|n| n == name))
+}
+
 fn is_absent(p: &Element) -> bool {
     p.attr_ns(NS_PATTERN, "absent").is_some()
 }
@@ -56,8 +62,21 @@ pub fn check_instructions(pattern: &Element) -> Result<(), String> {
 
 fn check_el(p: &Element, top: bool) -> Result<(), String> {
     for a in p.attrs.iter().filter(|a| a.ns == NS_PATTERN) {
-        if a.name != "strict" && a.name != "absent" {
-            return Err(format!("unknown instruction pf:{} on <{}>: pf:strict and pf:absent exist", a.name, p.name));
+        if a.name != "strict" && a.name != "absent" && a.name != "exact" {
+            return Err(format!(
+                "unknown instruction pf:{} on <{}>: pf:strict, pf:absent and pf:exact exist",
+                a.name, p.name
+            ));
+        }
+        if a.name == "exact" {
+            let names: Vec<&str> = a.value.split_whitespace().collect();
+            if names.is_empty() {
+                return Err("pf:exact names the attributes to compare as strings, e.g. pf:exact='from jid'".into());
+            }
+            if let Some(n) = names.iter().find(|n| p.attr(n).is_none()) {
+                return Err(format!("pf:exact names '{n}', which the pattern's <{}> does not have", p.name));
+            }
+            continue;
         }
         if !a.value.is_empty() {
             return Err(format!("pf:{} takes no value: write pf:{}=''", a.name, a.name));
@@ -291,7 +310,8 @@ fn match_el(p: &Element, e: &Element, captures: &Captures, budget: &mut usize) -
         if absent {
             return Err(Mismatch { score, reason: format!("attribute '{label}' is '{actual}' but must be absent") });
         }
-        check_value(&a.value, actual, is_jid_attr(&a.ns, &a.name), &mut caps).map_err(|expected| Mismatch {
+        let as_jid = is_jid_attr(&a.ns, &a.name) && !is_exact(p, &a.ns, &a.name);
+        check_value(&a.value, actual, as_jid, &mut caps).map_err(|expected| Mismatch {
             score,
             reason: format!("attribute '{label}' is '{actual}' not {expected}"),
         })?;
@@ -451,6 +471,23 @@ mod tests {
         // Other attributes are plain strings.
         let p = Element::new("message", NS_CLIENT).with_attr("id", "M1");
         assert!(!ok(&p, &msg()));
+    }
+
+    #[test]
+    fn pf_exact_compares_jid_attributes_as_strings() {
+        let pat = |xml: &str| crate::scenario::parse_pattern(xml).unwrap();
+        assert!(ok(&pat("<message from='alice@a.lab/r1' pf:exact='from'/>"), &msg()));
+        assert_eq!(
+            reason(&pat("<message from='Alice@A.lab/r1' pf:exact='from'/>"), &msg()),
+            "attribute 'from' is 'alice@a.lab/r1' not 'Alice@A.lab/r1'"
+        );
+        // Other JID attributes of the element stay JID comparisons.
+        assert!(ok(&pat("<message from='alice@a.lab/r1' to='BOB@b.lab' pf:exact='from'/>"), &msg()));
+        assert!(check_instructions(&pat("<message from='x' pf:exact='from'/>")).is_ok());
+        let unknown = check_instructions(&pat("<message pf:exact='jid'/>")).unwrap_err();
+        assert!(unknown.contains("does not have"), "{unknown}");
+        let empty = check_instructions(&pat("<message pf:exact=''/>")).unwrap_err();
+        assert!(empty.contains("names the attributes"), "{empty}");
     }
 
     #[test]

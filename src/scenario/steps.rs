@@ -3,9 +3,12 @@
 //! (with the fixture's parameters bound to the scenario's actors).
 
 use super::load::{explain_yaml_error, read, Checker, FIXTURES_DIR};
-use super::model::{RawBarrier, RawFixture, RawStep, RawUse};
+use super::model::{OneOrManyNumbers, RawAlternative, RawBarrier, RawFixture, RawStep, RawUse};
 use super::vars::{NameKind, Samples, Scope};
-use super::{Action, ActorDecl, Barrier, Expect, ExpectClosed, ExpectMany, ExpectNone, Expected, IqStep, Origin, Step};
+use super::{
+    Action, ActorDecl, Alternative, Barrier, ConnectOutcome, Expect, ExpectClosed, ExpectMany, ExpectNone, Expected,
+    IqStep, Origin, RegisterOutcome, Step,
+};
 use crate::xml::NS_CLIENT;
 use crate::yaml::ConfigError;
 use serde_saphyr::Spanned;
@@ -128,9 +131,22 @@ impl<'a> Flow<'a> {
             }
             RawStep::Expect(exp) => {
                 let actor = self.online_actor(frame, &exp.to)?;
-                let (pattern, _) = c.check_pattern(&exp.xml, &mut frame.scope)?;
+                let alternatives = match (&exp.xml, &exp.any_of) {
+                    (Some(xml), None) => vec![Alternative::Stanza(c.check_pattern(xml, &mut frame.scope)?.0)],
+                    (None, Some(any_of)) => self.check_any_of(frame, any_of)?,
+                    _ => {
+                        return Err(c
+                            .err(exp.to.referenced, "an expect has either `xml` or `any_of`")
+                            .with_hint("any_of: [\"<pattern 1/>\", \"<pattern 2/>\", {closed: any}]"))
+                    }
+                };
+                // Whichever alternative happens, a `closed` one leaves the actor disconnected.
+                if alternatives.iter().any(|a| matches!(a, Alternative::Closed(_))) {
+                    self.online.remove(&actor);
+                    self.offline_since.insert(actor.clone(), frame.place(line));
+                }
                 let within = c.check_within(exp.within.as_ref())?;
-                Action::Expect(Expect { actor, pattern, within, spec: c.check_ref(exp.spec.as_ref())? })
+                Action::Expect(Expect { actor, alternatives, within, spec: c.check_ref(exp.spec.as_ref())? })
             }
             RawStep::ExpectNone(exp) => {
                 let names = exp.to.value.names();
@@ -178,11 +194,30 @@ impl<'a> Flow<'a> {
                         .err(exp.items.referenced, "expect_unordered needs at least two items")
                         .with_hint("for one stanza, write an `expect`"));
                 }
-                let mut items = Vec::new();
-                for item in &exp.items.value {
+                let mut items: Vec<Expected> = Vec::new();
+                for (k, item) in exp.items.value.iter().enumerate() {
                     let actor = self.online_actor(frame, &item.value.to)?;
                     let (pattern, _) = c.check_pattern(&item.value.xml, &mut frame.scope)?;
-                    items.push(Expected { actor, pattern });
+                    let mut after = Vec::new();
+                    if let Some(a) = &item.value.after {
+                        let numbers = match &a.value {
+                            OneOrManyNumbers::One(n) => vec![*n],
+                            OneOrManyNumbers::Many(v) => v.clone(),
+                        };
+                        for n in numbers {
+                            let earlier = n >= 1 && n <= k && items[n - 1].actor == actor;
+                            if !earlier {
+                                return Err(c
+                                    .err(a.referenced, format!("item {} cannot come after item {n}", k + 1))
+                                    .with_hint(
+                                        "`after` names earlier items (numbered from 1) to the same actor: only the \
+                                         stanzas one actor receives have an order",
+                                    ));
+                            }
+                            after.push(n - 1);
+                        }
+                    }
+                    items.push(Expected { actor, pattern, after });
                 }
                 let within = c.check_within(exp.within.as_ref())?;
                 Action::ExpectUnordered(ExpectMany { items, within, spec: c.check_ref(exp.spec.as_ref())? })
@@ -197,7 +232,7 @@ impl<'a> Flow<'a> {
                 let mut items = Vec::new();
                 for xml in &exp.items.value {
                     let (pattern, _) = c.check_pattern(xml, &mut frame.scope)?;
-                    items.push(Expected { actor: actor.clone(), pattern });
+                    items.push(Expected { actor: actor.clone(), pattern, after: Vec::new() });
                 }
                 let within = c.check_within(exp.within.as_ref())?;
                 Action::ExpectSequence(ExpectMany { items, within, spec: c.check_ref(exp.spec.as_ref())? })
@@ -243,20 +278,109 @@ impl<'a> Flow<'a> {
                         .err(conn.actor.referenced, format!("{} is already connected at this step", conn.actor.value))
                         .with_hint("disconnect it first, or give it `connect_at_start: false`"));
                 }
-                self.online.insert(actor.clone());
+                let outcome = conn.outcome.as_ref().map(|o| o.value).unwrap_or_default();
+                let condition = match &conn.condition {
+                    None => None,
+                    Some(cond) if outcome != ConnectOutcome::Refused => {
+                        return Err(c
+                            .err(cond.referenced, "`condition` is for `outcome: refused`")
+                            .with_hint("the condition a refusal must carry, e.g. bad-request or not-authorized"))
+                    }
+                    Some(cond) if super::load::is_condition(&cond.value) => Some(cond.value.trim().to_string()),
+                    Some(cond) => {
+                        return Err(c
+                            .err(cond.referenced, format!("{:?} is not a defined condition", cond.value))
+                            .with_hint("write the condition's element name, e.g. bad-request, not-authorized"))
+                    }
+                };
+                let renames = matches!(outcome, ConnectOutcome::AsRequested | ConnectOutcome::RefusedOrRenamed);
+                let requested = self.actors.iter().find(|a| a.name == actor).is_some_and(|a| a.resource.is_some());
+                if renames && !requested {
+                    return Err(c
+                        .err(
+                            conn.actor.referenced,
+                            format!("{actor} requests no resource, so none can be kept or changed"),
+                        )
+                        .with_hint("give the actor a `resource:`"));
+                }
                 self.known.insert(actor.clone());
-                Action::Connect { actor }
+                // Only an actor that must end up connected stays connected after the step.
+                if matches!(outcome, ConnectOutcome::Connected | ConnectOutcome::AsRequested) {
+                    self.online.insert(actor.clone());
+                } else {
+                    self.offline_since.insert(actor.clone(), frame.place(line));
+                }
+                Action::Connect { actor, outcome, condition, spec: c.check_ref(conn.spec.as_ref())? }
+            }
+            RawStep::Register(reg) => {
+                let name = &reg.account;
+                if frame.fixture.is_some() || frame.scope.get(&name.value) != Some(NameKind::Account) {
+                    return Err(c
+                        .err(name.referenced, format!("'{}' is not an account of this scenario", name.value))
+                        .with_hint("`register` names an account of the scenario (not in a fixture), usually one with `create: false`"));
+                }
+                let outcome = reg.outcome.as_ref().map(|o| o.value).unwrap_or_default();
+                let condition = match &reg.condition {
+                    None => None,
+                    Some(cond) if outcome != RegisterOutcome::Refused => {
+                        return Err(c
+                            .err(cond.referenced, "`condition` is for `outcome: refused`")
+                            .with_hint("the condition a refusal must carry, e.g. jid-malformed or not-acceptable"))
+                    }
+                    Some(cond) if super::load::is_condition(&cond.value) => Some(cond.value.trim().to_string()),
+                    Some(cond) => {
+                        return Err(c
+                            .err(cond.referenced, format!("{:?} is not a defined condition", cond.value))
+                            .with_hint("write the condition's element name, e.g. jid-malformed, not-acceptable"))
+                    }
+                };
+                Action::Register { account: name.value.clone(), outcome, condition, spec: c.check_ref(reg.spec.as_ref())? }
             }
             RawStep::Disconnect(d) => {
                 let actor = self.online_actor(frame, &d.actor)?;
                 self.online.remove(&actor);
                 self.offline_since.insert(actor.clone(), frame.place(line));
-                Action::Disconnect { actor }
+                Action::Disconnect { actor, abrupt: d.abrupt.unwrap_or(false) }
             }
         };
         let (line, origin) = frame.origin(line as usize);
         self.steps.push(Step { line, origin, action });
         Ok(())
+    }
+
+    /// An expect's `any_of`: at least two alternatives, at least one of them a stanza.
+    fn check_any_of(
+        &self,
+        frame: &mut Frame,
+        any_of: &Spanned<Vec<Spanned<RawAlternative>>>,
+    ) -> Result<Vec<Alternative>, ConfigError> {
+        let c = frame.checker;
+        let hint = "e.g. any_of: [\"<message type='error'/>\", {closed: any}]";
+        if any_of.value.len() < 2 {
+            return Err(c.err(any_of.referenced, "any_of needs at least two alternatives").with_hint(hint));
+        }
+        let mut alternatives = Vec::new();
+        for alt in &any_of.value {
+            alternatives.push(match &alt.value {
+                RawAlternative::Xml(xml) => {
+                    let at = Spanned::new(xml.clone(), alt.referenced, alt.defined);
+                    Alternative::Stanza(c.check_pattern(&at, &mut frame.scope)?.0)
+                }
+                RawAlternative::Closed(closed) => match closed.closed.trim() {
+                    "any" => Alternative::Closed(None),
+                    cond if super::load::is_condition(cond) => Alternative::Closed(Some(cond.to_string())),
+                    other => {
+                        return Err(c
+                            .err(alt.referenced, format!("{other:?} is not a stream error condition"))
+                            .with_hint("{closed: any} or {closed: not-well-formed} (RFC 6120 §4.9.3)"))
+                    }
+                },
+            });
+        }
+        if !alternatives.iter().any(|a| matches!(a, Alternative::Stanza(_))) {
+            return Err(c.err(any_of.referenced, "any_of has no stanza pattern: use expect_closed").with_hint(hint));
+        }
+        Ok(alternatives)
     }
 
     /// The scenario actor a name in `frame` refers to (a fixture's parameters stand for actors).
@@ -409,10 +533,9 @@ pub(super) fn check_fixture_file(path: &Path) -> Result<(), ConfigError> {
         .map(|p| ActorDecl {
             name: p.value.clone(),
             account: p.value.clone(),
-            resource: None,
             roster: true,
-            presence: None,
             connect_at_start: true,
+            ..ActorDecl::default()
         })
         .collect();
     let param_names: Vec<String> = params.iter().map(|p| p.value.clone()).collect();

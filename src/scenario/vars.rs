@@ -34,6 +34,9 @@ pub enum Var {
     Capture { name: String },
     /// `${str.NAME}`: a sample string, known at load time.
     Sample { name: String, value: String },
+    /// `${alice.tag}`: the case's unique tag, in digits, as `{tag}` in a `localpart:` template
+    /// (to spell a neighbouring localpart, e.g. `fussball-${eszett.tag}`).
+    Tag,
 }
 
 /// Which piece of a JID a variable stands for.
@@ -89,6 +92,8 @@ pub struct Scope {
     /// Fixture parameter → the scenario actor it is bound to.
     aliases: BTreeMap<String, String>,
     samples: Option<Arc<Samples>>,
+    /// Values known at load time under a dotted name, e.g. `bob1.caps_ver`.
+    constants: BTreeMap<String, String>,
 }
 
 impl Scope {
@@ -109,6 +114,15 @@ impl Scope {
 
     pub fn set_samples(&mut self, samples: Arc<Samples>) {
         self.samples = Some(samples);
+    }
+
+    pub fn samples(&self) -> Option<Arc<Samples>> {
+        self.samples.clone()
+    }
+
+    /// `${name}` stands for `value`, known at load time (e.g. `${bob1.caps_ver}`).
+    pub fn set_constant(&mut self, name: &str, value: &str) {
+        self.constants.insert(name.to_string(), value.to_string());
     }
 
     pub fn get(&self, name: &str) -> Option<NameKind> {
@@ -158,6 +172,9 @@ impl Scope {
 
     /// Resolve the inside of `${…}`.
     fn resolve(&self, inner: &str) -> Result<Var, VarError> {
+        if let Some(value) = self.constants.get(inner) {
+            return Ok(Var::Sample { name: inner.to_string(), value: value.clone() });
+        }
         let (name, part) = match inner.split_once('.') {
             Some((n, p)) => (n, Some(p)),
             None => (inner, None),
@@ -200,7 +217,10 @@ impl Scope {
                 })
             }
             NameKind::Account => {
-                let allowed = format!("${{{name}.bare}}, ${{{name}.local}}, ${{{name}.domain}}");
+                let allowed = format!("${{{name}.bare}}, ${{{name}.local}}, ${{{name}.domain}}, ${{{name}.tag}}");
+                if part == Some("tag") {
+                    return Ok(Var::Tag);
+                }
                 match part.and_then(JidPart::parse) {
                     Some(p @ (JidPart::Bare | JidPart::Local | JidPart::Domain)) => {
                         Ok(Var::Account { name: target.into(), part: p })
@@ -239,8 +259,109 @@ pub struct VarError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Part {
     Literal(String),
-    /// The variable and the length of its `${…}` in the source.
-    Var(Var, usize),
+    /// The variable, the spelling transforms after it (`${alice.local|upper|nfd}`), and the
+    /// length of its `${…}` in the source.
+    Var(Var, Vec<Transform>, usize),
+}
+
+/// A spelling transform applied to a variable's value: `${alice.local|upper}`. Spellings of the
+/// same JID that a server must treat as equal (CATALOG F04, F08).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transform {
+    /// Unicode upper case (`ü` → `Ü`).
+    Upper,
+    /// Unicode lower case.
+    Lower,
+    /// Normalisation form C (composed).
+    Nfc,
+    /// Normalisation form D (decomposed: `ü` → `u` U+0308).
+    Nfd,
+    /// Normalisation form KC (compatibility composed: fullwidth `ｊ` → `j`).
+    Nfkc,
+    /// ASCII `!`…`~` to their fullwidth forms U+FF01…U+FF5E.
+    Fullwidth,
+    /// The domain (of a domain, or of a JID's domainpart) as A-labels (IDNA2008 ToASCII).
+    Alabel,
+    /// The domain as U-labels (IDNA2008 ToUnicode).
+    Ulabel,
+}
+
+/// Every transform's name, for hints.
+pub const TRANSFORMS: &str = "upper, lower, nfc, nfd, nfkc, fullwidth, alabel, ulabel";
+
+impl Transform {
+    fn parse(s: &str) -> Option<Transform> {
+        Some(match s {
+            "upper" => Transform::Upper,
+            "lower" => Transform::Lower,
+            "nfc" => Transform::Nfc,
+            "nfd" => Transform::Nfd,
+            "nfkc" => Transform::Nfkc,
+            "fullwidth" => Transform::Fullwidth,
+            "alabel" => Transform::Alabel,
+            "ulabel" => Transform::Ulabel,
+            _ => return None,
+        })
+    }
+
+    /// Apply the transform; `Err` when the value cannot be written that way (e.g. no A-label).
+    pub fn apply(self, value: &str) -> Result<String, String> {
+        use unicode_normalization::UnicodeNormalization;
+        Ok(match self {
+            Transform::Upper => value.to_uppercase(),
+            Transform::Lower => value.to_lowercase(),
+            Transform::Nfc => value.nfc().collect(),
+            Transform::Nfd => value.nfd().collect(),
+            Transform::Nfkc => value.nfkc().collect(),
+            Transform::Fullwidth => value
+                .chars()
+                .map(|c| match c {
+                    '!'..='~' => char::from_u32(c as u32 - 0x21 + 0xFF01).unwrap_or(c),
+                    c => c,
+                })
+                .collect(),
+            Transform::Alabel => map_domain(value, |d| {
+                idna::domain_to_ascii(d).map_err(|e| format!("{d:?} has no A-label form: {e:?}"))
+            })?,
+            Transform::Ulabel => map_domain(value, |d| {
+                let (u, result) = idna::domain_to_unicode(d);
+                result.map(|()| u).map_err(|e| format!("{d:?} has no U-label form: {e:?}"))
+            })?,
+        })
+    }
+}
+
+/// Apply `f` to the domain of `value`: the domainpart when it is a JID (`local@domain/resource`),
+/// else the whole value.
+fn map_domain(value: &str, f: impl Fn(&str) -> Result<String, String>) -> Result<String, String> {
+    let (local, rest) = match value.split_once('@') {
+        Some((l, r)) => (Some(l), r),
+        None => (None, value),
+    };
+    let (domain, resource) = match rest.split_once('/') {
+        Some((d, r)) => (d, Some(r)),
+        None => (rest, None),
+    };
+    let mut out = String::new();
+    if let Some(l) = local {
+        out.push_str(l);
+        out.push('@');
+    }
+    out.push_str(&f(domain)?);
+    if let Some(r) = resource {
+        out.push('/');
+        out.push_str(r);
+    }
+    Ok(out)
+}
+
+/// The value of `var` with `transforms` applied in order.
+fn transformed(bindings: &Bindings, var: &Var, transforms: &[Transform]) -> Result<String, String> {
+    let mut value = bindings.value(var)?;
+    for t in transforms {
+        value = t.apply(&value)?;
+    }
+    Ok(value)
 }
 
 /// Scenario text with its variables resolved, ready to be substituted at run time.
@@ -274,12 +395,22 @@ impl Template {
                         hint: Some("variables look like ${alice.bare}; write $${ for a literal ${".into()),
                     });
                 };
-                let inner = body[..end].trim();
+                let mut pieces = body[..end].split('|');
+                let inner = pieces.next().unwrap_or_default().trim();
                 let var = scope.resolve(inner).map_err(|e| VarError { offset: offset + i, ..e })?;
+                let mut transforms = Vec::new();
+                for t in pieces {
+                    let t = t.trim();
+                    transforms.push(Transform::parse(t).ok_or_else(|| VarError {
+                        offset: offset + i,
+                        message: format!("unknown transform |{t} in ${{{}}}", &body[..end]),
+                        hint: Some(format!("transforms: {TRANSFORMS}, e.g. ${{alice.local|upper}}")),
+                    })?);
+                }
                 if !literal.is_empty() {
                     parts.push(Part::Literal(std::mem::take(&mut literal)));
                 }
-                parts.push(Part::Var(var, 2 + end + 1));
+                parts.push(Part::Var(var, transforms, 2 + end + 1));
                 rest = &body[end + 1..];
                 offset += i + 2 + end + 1;
             } else {
@@ -308,7 +439,7 @@ impl Template {
     /// The variables this template uses, in order.
     pub fn vars(&self) -> impl Iterator<Item = &Var> {
         self.parts.iter().filter_map(|p| match p {
-            Part::Var(v, _) => Some(v),
+            Part::Var(v, _, _) => Some(v),
             Part::Literal(_) => None,
         })
     }
@@ -316,7 +447,7 @@ impl Template {
     /// Substitute every variable (XML-escaped). Fails with a readable message when a value
     /// is not known yet (e.g. a capture that did not happen).
     pub fn render(&self, bindings: &Bindings) -> Result<String, String> {
-        self.render_with(|v| bindings.value(v))
+        self.render_with(|v, t| transformed(bindings, v, t))
     }
 
     /// Substitute every variable without XML escaping (for `send_raw`, whose bytes are sent as written).
@@ -325,10 +456,29 @@ impl Template {
         for part in &self.parts {
             match part {
                 Part::Literal(s) => out.push_str(s),
-                Part::Var(v, _) => out.push_str(&bindings.value(v)?),
+                Part::Var(v, t, _) => out.push_str(&transformed(bindings, v, t)?),
             }
         }
         Ok(out)
+    }
+
+    /// The bytes `send_raw` sends: variables substituted as is, and in the text as written
+    /// `\xNN` is the byte 0xNN (any byte, so invalid UTF-8 can be sent) and `\\` a backslash;
+    /// any other backslash is itself.
+    pub fn render_bytes(&self, bindings: &Bindings) -> Result<Vec<u8>, String> {
+        let mut out = Vec::with_capacity(self.source.len());
+        for part in &self.parts {
+            match part {
+                Part::Literal(s) => out.extend(unescape_bytes(s).map_err(|(_, e)| e)?),
+                Part::Var(v, t, _) => out.extend(transformed(bindings, v, t)?.into_bytes()),
+            }
+        }
+        Ok(out)
+    }
+
+    /// A malformed `\x` escape in the text as written, with its byte offset in the source.
+    pub fn byte_escape_error(&self) -> Option<(usize, String)> {
+        unescape_bytes(&self.source).err()
     }
 
     /// Substitute each variable with as many `x` as its `${…}` is long, to check at load time
@@ -339,18 +489,18 @@ impl Template {
         for part in &self.parts {
             match part {
                 Part::Literal(s) => out.push_str(s),
-                Part::Var(_, len) => out.extend(std::iter::repeat_n('x', *len)),
+                Part::Var(_, _, len) => out.extend(std::iter::repeat_n('x', *len)),
             }
         }
         out
     }
 
-    fn render_with(&self, value: impl Fn(&Var) -> Result<String, String>) -> Result<String, String> {
+    fn render_with(&self, value: impl Fn(&Var, &[Transform]) -> Result<String, String>) -> Result<String, String> {
         let mut out = String::with_capacity(self.source.len());
         for part in &self.parts {
             match part {
                 Part::Literal(s) => out.push_str(s),
-                Part::Var(v, _) => out.push_str(&escape(&value(v)?)),
+                Part::Var(v, t, _) => out.push_str(&escape(&value(v, t)?)),
             }
         }
         Ok(out)
@@ -369,6 +519,8 @@ pub struct Bindings {
     pub actors: BTreeMap<String, Jid>,
     /// Capture name → value.
     pub captures: BTreeMap<String, String>,
+    /// The case's unique tag in digits (`${alice.tag}`, `{tag}` in `localpart:`).
+    pub tag: String,
 }
 
 impl Bindings {
@@ -387,8 +539,35 @@ impl Bindings {
                 self.captures.get(name).cloned().ok_or_else(|| format!("nothing was captured as '{name}' yet"))
             }
             Var::Sample { value, .. } => Ok(value.clone()),
+            Var::Tag if self.tag.is_empty() => Err("the case has no tag (a plugfest bug)".to_string()),
+            Var::Tag => Ok(self.tag.clone()),
         }
     }
+}
+
+/// `\xNN` → byte NN, `\\` → `\`, other characters as their UTF-8. `Err` gives the offset of a
+/// `\x` not followed by two hex digits.
+fn unescape_bytes(s: &str) -> Result<Vec<u8>, (usize, String)> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && bytes.get(i + 1) == Some(&b'\\') {
+            out.push(b'\\');
+            i += 2;
+        } else if bytes[i] == b'\\' && bytes.get(i + 1) == Some(&b'x') {
+            let hex = s.get(i + 2..i + 4).filter(|h| h.chars().all(|c| c.is_ascii_hexdigit()));
+            let Some(byte) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) else {
+                return Err((i, "\\x must be followed by two hex digits, e.g. \\xC0".to_string()));
+            };
+            out.push(byte);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
 }
 
 /// Escape a value for XML text or a quoted attribute value.
@@ -479,6 +658,42 @@ mod tests {
             let e = Template::compile(text, &scope()).unwrap_err();
             assert!(e.message.contains(needle), "{text}: {}", e.message);
         }
+    }
+
+    #[test]
+    fn transforms_spell_values_differently() {
+        let mut s = scope();
+        s.insert("str", NameKind::Role);
+        let mut b = bindings();
+        b.accounts.insert("alice".into(), Jid::parse("j\u{fc}rgen-1@b\u{fc}cher.lab").unwrap());
+        let t = Template::compile(
+            "${alice.local|upper} ${alice.local|nfd} ${alice.local|upper|nfd} ${alice.bare|alabel} ${A|upper}",
+            &scope(),
+        )
+        .unwrap();
+        assert_eq!(
+            t.render(&b).unwrap(),
+            "J\u{dc}RGEN-1 ju\u{308}rgen-1 JU\u{308}RGEN-1 j\u{fc}rgen-1@xn--bcher-kva.lab A.LAB"
+        );
+        assert_eq!(Transform::Ulabel.apply("u@xn--bcher-kva.lab/r").unwrap(), "u@b\u{fc}cher.lab/r");
+        assert_eq!(
+            Transform::Fullwidth.apply("juergen").unwrap(),
+            "\u{ff4a}\u{ff55}\u{ff45}\u{ff52}\u{ff47}\u{ff45}\u{ff4e}"
+        );
+        assert_eq!(Transform::Nfkc.apply("\u{ff4a}").unwrap(), "j");
+        assert_eq!(Transform::Lower.apply("\u{dc}").unwrap(), "\u{fc}");
+        let e = Template::compile("${alice.local|shout}", &s).unwrap_err();
+        assert!(e.message.contains("unknown transform |shout"), "{}", e.message);
+        assert!(e.hint.unwrap().contains("upper, lower"));
+    }
+
+    #[test]
+    fn raw_bytes_escapes() {
+        let t = Template::compile("<b>a\\xC0\\xafb \\\\x ${A} \\n</b>", &scope()).unwrap();
+        assert_eq!(t.render_bytes(&bindings()).unwrap(), b"<b>a\xC0\xAFb \\x a.lab \\n</b>".to_vec());
+        assert_eq!(t.byte_escape_error(), None);
+        let bad = Template::compile("ab\\xZ1", &scope()).unwrap();
+        assert_eq!(bad.byte_escape_error().map(|(at, _)| at), Some(2));
     }
 
     #[test]

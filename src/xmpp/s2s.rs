@@ -14,6 +14,7 @@
 
 mod behaviour;
 pub mod dialback;
+mod hub;
 pub mod identity;
 mod inbound;
 mod outbound;
@@ -23,11 +24,12 @@ pub mod stream;
 mod tests;
 
 pub use behaviour::{DialbackJudge, ExternalOffer, PeerBehaviour, StartTlsOffer, VerifyAnswer};
+pub use hub::S2sHub;
 pub use identity::{CertCheck, IdentityForm};
 pub use outbound::{OutboundAuth, OutboundLink, OutboundOptions};
 pub use record::{AuthMethod, AuthRecord, LegKind, LegRecord, VerifyRecord};
 
-use crate::ca::CaDir;
+use crate::ca::{CaDir, Fixture};
 use crate::net::tls::{self, Credentials, Trust};
 use crate::xml::{Element, Node, DEFAULT_MAX_STANZA};
 use crate::xmpp::Transcript;
@@ -105,9 +107,15 @@ impl PeerCert {
     }
 
     /// A good leaf for `domain` (DNS-ID only, both EKUs) signed by the lab CA in `ca`, labelled
-    /// `good`. It is issued in a private copy of the CA folder, so the lab's own files are never
-    /// rewritten while servers or other cases read them.
+    /// `good`.
     pub fn issue_good(ca: &CaDir, domain: &str) -> anyhow::Result<PeerCert> {
+        PeerCert::issue_fixture(ca, domain, Fixture::Good)
+    }
+
+    /// A certificate fixture (CATALOG §0.6) for `domain` from the lab CA in `ca`, labelled with
+    /// the fixture's name. It is issued in a private copy of the CA folder, so the lab's own files
+    /// are never rewritten while servers or other cases read them.
+    pub fn issue_fixture(ca: &CaDir, domain: &str, fixture: Fixture) -> anyhow::Result<PeerCert> {
         if !ca.exists() {
             anyhow::bail!("no lab CA in {} (run `plugfest lab up` or `plugfest ca init`)", ca.dir.display());
         }
@@ -122,12 +130,23 @@ impl PeerCert {
                 .create(&scratch)
                 .with_context(|| format!("cannot create {}", scratch.display()))?;
             let files = ca.files();
+            let (rogue_cert, rogue_key) = ca.rogue_files();
             for from in [&files.root_cert, &files.root_key, &files.intermediate_cert, &files.intermediate_key] {
                 let name = from.file_name().unwrap_or_default();
                 std::fs::copy(from, scratch.join(name)).with_context(|| format!("cannot copy {}", from.display()))?;
             }
-            let leaf = CaDir::new(&scratch).issue(domain)?;
-            PeerCert::from_files("good", &leaf.chain, &leaf.key)
+            // The rogue CA is made on first use; reuse the lab's when it exists.
+            let (rogue_cert_copy, rogue_key_copy) = CaDir::new(&scratch).rogue_files();
+            if rogue_cert.exists() && rogue_key.exists() {
+                if let Some(dir) = rogue_cert_copy.parent() {
+                    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                }
+                for (from, to) in [(&rogue_cert, &rogue_cert_copy), (&rogue_key, &rogue_key_copy)] {
+                    std::fs::copy(from, to).with_context(|| format!("cannot copy {}", from.display()))?;
+                }
+            }
+            let leaf = CaDir::new(&scratch).issue_fixture(domain, fixture)?;
+            PeerCert::from_files(fixture.name(), &leaf.chain, &leaf.key)
         })();
         let _ = std::fs::remove_dir_all(&scratch);
         result
@@ -361,6 +380,8 @@ pub struct S2sPeer {
     local_addr: Option<SocketAddr>,
     accept_task: Option<JoinHandle<()>>,
     leg_tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// The registration on a shared listener ([`S2sPeer::start_on`]), removed on drop.
+    _host: Option<hub::HostGuard>,
 }
 
 /// Events kept aside by `expect_stanza` before the oldest are dropped.
@@ -370,6 +391,47 @@ impl S2sPeer {
     /// Bind the listener (when configured) and start accepting. Fails at once when the address is
     /// taken or cannot be bound (outside the lab's namespace, 127.0.0.20 exists but nothing routes to it).
     pub async fn start(config: PeerConfig) -> Result<S2sPeer, S2sError> {
+        let listen = config.listen;
+        let (shared, rx) = S2sPeer::shared(config)?;
+        let leg_tasks = Arc::new(Mutex::new(Vec::new()));
+        let (local_addr, accept_task) = match listen {
+            None => (None, None),
+            Some(addr) => {
+                let listener = TcpListener::bind(addr).await.map_err(|e| {
+                    S2sError::Setup(format!(
+                        "cannot listen on {addr}: {e} (inside the lab the harness runs in the lab's network \
+                         namespace; is another harness already listening there?)"
+                    ))
+                })?;
+                let local = listener.local_addr().map_err(|e| S2sError::Setup(format!("{e}")))?;
+                let task = tokio::spawn(accept_loop(listener, shared.clone(), leg_tasks.clone()));
+                (Some(local), Some(task))
+            }
+        };
+        Ok(S2sPeer { shared, events: rx, pending: VecDeque::new(), local_addr, accept_task, leg_tasks, _host: None })
+    }
+
+    /// Like [`S2sPeer::start`], but receive on `hub`'s shared listener the connections whose
+    /// stream header is addressed to this peer's domain (`config.listen` is ignored).
+    pub fn start_on(hub: &S2sHub, config: PeerConfig) -> Result<S2sPeer, S2sError> {
+        let (shared, rx) = S2sPeer::shared(config)?;
+        let leg_tasks = Arc::new(Mutex::new(Vec::new()));
+        let host = hub::Host { shared: Arc::downgrade(&shared), tasks: leg_tasks.clone() };
+        let guard = hub.register(&shared.domain, host)?;
+        let local_addr = Some(hub.local_addr());
+        Ok(S2sPeer {
+            shared,
+            events: rx,
+            pending: VecDeque::new(),
+            local_addr,
+            accept_task: None,
+            leg_tasks,
+            _host: Some(guard),
+        })
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn shared(config: PeerConfig) -> Result<(Arc<Shared>, mpsc::UnboundedReceiver<(PeerEvent, usize)>), S2sError> {
         let roots = tls::root_store(&config.trust).map_err(|e| S2sError::Setup(format!("{e:#}")))?;
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
@@ -386,22 +448,7 @@ impl S2sPeer {
             queued_bytes: AtomicUsize::new(0),
             queued_stanzas: AtomicUsize::new(0),
         });
-        let leg_tasks = Arc::new(Mutex::new(Vec::new()));
-        let (local_addr, accept_task) = match config.listen {
-            None => (None, None),
-            Some(addr) => {
-                let listener = TcpListener::bind(addr).await.map_err(|e| {
-                    S2sError::Setup(format!(
-                        "cannot listen on {addr}: {e} (inside the lab the harness runs in the lab's network \
-                         namespace; is another harness already listening there?)"
-                    ))
-                })?;
-                let local = listener.local_addr().map_err(|e| S2sError::Setup(format!("{e}")))?;
-                let task = tokio::spawn(accept_loop(listener, shared.clone(), leg_tasks.clone()));
-                (Some(local), Some(task))
-            }
-        };
-        Ok(S2sPeer { shared, events: rx, pending: VecDeque::new(), local_addr, accept_task, leg_tasks })
+        Ok((shared, rx))
     }
 
     pub fn domain(&self) -> &str {
@@ -497,6 +544,16 @@ impl S2sPeer {
     /// for cases that misbehave on purpose; continue with its `starttls`, `sasl_external`, … methods.
     pub async fn open(&self, to: &str, options: &OutboundOptions) -> Result<OutboundLink, S2sError> {
         OutboundLink::open(self.shared.clone(), to, options).await
+    }
+
+    /// Like [`S2sPeer::open`], but a failure also returns what the other server sent before it
+    /// (its stream header, a stream error), for cases that check it.
+    pub async fn open_keeping(
+        &self,
+        to: &str,
+        options: &OutboundOptions,
+    ) -> Result<OutboundLink, (S2sError, Vec<Element>)> {
+        OutboundLink::open_keeping(self.shared.clone(), to, options).await
     }
 
     /// Records of every leg so far (open ones included, with their transcript up to now).

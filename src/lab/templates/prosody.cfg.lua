@@ -21,14 +21,24 @@ network_settings = { tcp_backlog = 1024 }
 modules_enabled = {
 	"roster"; "saslauth"; "tls"; "dialback"; "disco"; "posix"; "register";
 	"vcard_legacy"; "vcard4"; "pep"; "private"; "blocklist"; "carbons"; "ping"; "version";
+	"mam";
 }
+-- Message archiving (XEP-0313, CATALOG D09): every user's messages, kept for the lab's lifetime.
+default_archive_policy = true
+archive_expires_after = "never"
 
 authentication = "internal_hashed"
 allow_registration = true
 c2s_require_encryption = true
+-- s2s policy profile `{{ profile }}` (CATALOG §0.7; `plugfest lab up --profile`). TLS is mandatory in both.
 s2s_require_encryption = true
--- The peer's certificate must validate (then SASL EXTERNAL, or dialback on a valid certificate).
+{%- if secure %}
+-- secure: the peer's certificate must validate (then SASL EXTERNAL, or dialback on a valid certificate).
 s2s_secure_auth = true
+{%- else %}
+-- compat: a peer whose certificate does not validate may still authenticate with dialback (XEP-0220).
+s2s_secure_auth = false
+{%- endif %}
 
 -- With lua-unbound installed, Prosody ignores /etc/hosts unless told otherwise.
 unbound = { hoststxt = true; resolvconf = true }
@@ -46,6 +56,14 @@ VirtualHost {{ domain|lua }}
 		key = {{ key_file|lua }};
 		cafile = {{ ca_file|lua }};
 	}
+{%- if s2s_cert_file %}
+	-- `plugfest lab up --server-cert`: a certificate fixture on s2s only (in and out); c2s keeps the good one.
+	s2s_ssl = {
+		certificate = {{ s2s_cert_file|lua }};
+		key = {{ s2s_key_file|lua }};
+		cafile = {{ ca_file|lua }};
+	}
+{%- endif %}
 
 -- The IDN vhost (CATALOG F08): named by its U-label, as RFC 7622 §3.2.1 wants JIDs written; its certificate
 -- names the A-label {{ idn_ascii }} (RFC 6125 §6.4.2 compares IDNs as A-labels). DNS has records for the A-label.

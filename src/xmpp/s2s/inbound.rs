@@ -40,24 +40,43 @@ impl LegEnd {
 /// Serve one accepted connection to its end, then record the outcome.
 pub(super) async fn serve(tcp: TcpStream, leg: LegHandle, transcript: Transcript) {
     let shared = leg.shared.clone();
-    let outcome = match S2sStream::new(tcp, transcript, shared.limits.clone()) {
-        Err(e) => format!("socket error before the stream began: {e}"),
+    match S2sStream::new(tcp, transcript, shared.limits.clone()) {
+        Err(e) => {
+            let outcome = format!("socket error before the stream began: {e}");
+            leg.finish(&outcome);
+            shared.emit(PeerEvent::LegClosed { leg: leg.id, outcome });
+        }
         Ok(stream) => {
-            let (local, peer) = (stream.local_addr(), stream.peer_addr());
-            stream.transcript().note(format!("TCP connection from {peer} accepted on {local}"));
-            leg.update(|r| {
-                r.local_addr = local.to_string();
-                r.peer_addr = peer.to_string();
-                r.cert_presented = Some(shared.cert.label.clone());
-            });
-            let mut conn = Inbound::new(stream, leg.clone());
-            match conn.run().await {
-                Ok(()) => "closed".to_string(),
-                Err(end) => {
-                    conn.end(&end).await;
-                    end.message
-                }
-            }
+            let note = format!("TCP connection from {} accepted on {}", stream.peer_addr(), stream.local_addr());
+            stream.transcript().note(note);
+            serve_stream(stream, leg, None).await
+        }
+    }
+}
+
+/// Serve a connection whose first stream header may already have been read (by the hub, to
+/// route it), then record the outcome.
+pub(super) async fn serve_stream(stream: S2sStream, leg: LegHandle, header: Option<Element>) {
+    let shared = leg.shared.clone();
+    let (local, peer) = (stream.local_addr(), stream.peer_addr());
+    leg.update(|r| {
+        r.local_addr = local.to_string();
+        r.peer_addr = peer.to_string();
+        r.cert_presented = Some(shared.cert.label.clone());
+    });
+    let mut conn = Inbound::new(stream, leg.clone());
+    let result = match header {
+        Some(header) => match conn.on_header(&header).await {
+            Ok(()) => conn.run().await,
+            Err(end) => Err(end),
+        },
+        None => conn.run().await,
+    };
+    let outcome = match result {
+        Ok(()) => "closed".to_string(),
+        Err(end) => {
+            conn.end(&end).await;
+            end.message
         }
     };
     leg.finish(&outcome);

@@ -54,6 +54,9 @@ pub struct OutboundOptions {
     pub declare_dialback: bool,
     /// Connect here instead of resolving `_xmpp-server._tcp` of the domain.
     pub address: Option<SocketAddr>,
+    /// Put this in the stream header's 'to' instead of the domain connected to (a domain the
+    /// server does not serve, CATALOG G02(c)).
+    pub stream_to: Option<String>,
 }
 
 impl OutboundOptions {
@@ -66,6 +69,7 @@ impl OutboundOptions {
             require_valid_cert: true,
             declare_dialback: true,
             address: None,
+            stream_to: None,
         }
     }
 }
@@ -83,6 +87,9 @@ pub struct OutboundLink {
     authenticated: Option<AuthMethod>,
     /// The last failed step, for the leg's outcome.
     last_error: Option<String>,
+    /// What the other server sent during negotiation (headers, features, answers), oldest first,
+    /// for cases that check it; taken with [`OutboundLink::take_received`].
+    received: Vec<Element>,
 }
 
 impl OutboundLink {
@@ -92,10 +99,34 @@ impl OutboundLink {
         to: &str,
         options: &OutboundOptions,
     ) -> Result<OutboundLink, S2sError> {
+        OutboundLink::open_kind(shared, to, options, LegKind::Outbound).await.map_err(|(e, _)| e)
+    }
+
+    /// Like `open`, but a failure also returns what the other server sent (e.g. its stream error).
+    pub(super) async fn open_keeping(
+        shared: Arc<Shared>,
+        to: &str,
+        options: &OutboundOptions,
+    ) -> Result<OutboundLink, (S2sError, Vec<Element>)> {
         OutboundLink::open_kind(shared, to, options, LegKind::Outbound).await
     }
 
     async fn open_kind(
+        shared: Arc<Shared>,
+        to: &str,
+        options: &OutboundOptions,
+        kind: LegKind,
+    ) -> Result<OutboundLink, (S2sError, Vec<Element>)> {
+        let mut link = OutboundLink::connect_tcp(shared, to, options, kind).await.map_err(|e| (e, Vec::new()))?;
+        if let Err(e) = link.open_stream().await {
+            link.last_error = Some(e.to_string());
+            return Err((e, link.take_received()));
+        }
+        Ok(link)
+    }
+
+    /// Resolve and connect; the stream is not opened yet.
+    async fn connect_tcp(
         shared: Arc<Shared>,
         to: &str,
         options: &OutboundOptions,
@@ -141,7 +172,7 @@ impl OutboundLink {
             r.local_addr = stream.local_addr().to_string();
             r.peer_addr = stream.peer_addr().to_string();
         });
-        let mut link = OutboundLink {
+        let link = OutboundLink {
             shared,
             leg,
             stream,
@@ -152,11 +183,8 @@ impl OutboundLink {
             tls: false,
             authenticated: None,
             last_error: None,
+            received: Vec::new(),
         };
-        if let Err(e) = link.open_stream().await {
-            link.last_error = Some(e.to_string());
-            return Err(e);
-        }
         Ok(link)
     }
 
@@ -222,12 +250,31 @@ impl OutboundLink {
     pub async fn next_element(&mut self, step: &str, deadline: Instant) -> Result<Element, S2sError> {
         match self.stream.next_event(deadline).await.map_err(|e| self.read_failed(e, step))? {
             StreamEvent::Stanza(el) if el.is("error", NS_STREAM) => {
-                Err(self.stream_error(format!("stream error during {step}: {}", describe_error(&el))))
+                let message = format!("stream error during {step}: {}", describe_error(&el));
+                self.keep(el);
+                Err(self.stream_error(message))
             }
-            StreamEvent::Stanza(el) => Ok(el),
+            StreamEvent::Stanza(el) => {
+                self.keep(el.clone());
+                Ok(el)
+            }
             StreamEvent::Close => Err(self.stream_error(format!("the stream was closed during {step}"))),
             StreamEvent::Header(_) => Err(self.stream_error(format!("a second stream header during {step}"))),
         }
+    }
+
+    /// Keep an element of the negotiation for [`OutboundLink::take_received`] (bounded: a
+    /// negotiation has a handful).
+    fn keep(&mut self, el: Element) {
+        if self.received.len() < 64 {
+            self.received.push(el);
+        }
+    }
+
+    /// What the other server sent during negotiation (stream headers as `<stream:stream>`
+    /// elements without children, features, TLS, SASL and dialback answers), oldest first.
+    pub fn take_received(&mut self) -> Vec<Element> {
+        std::mem::take(&mut self.received)
     }
 
     /// The next raw stream event (header, element, close) before `deadline`.
@@ -238,7 +285,7 @@ impl OutboundLink {
     /// Send our header, read theirs and (for version 1.0) the features.
     async fn open_stream(&mut self) -> Result<(), S2sError> {
         let our = self.shared.domain.clone();
-        let to = self.to.clone();
+        let to = self.options.stream_to.clone().unwrap_or_else(|| self.to.clone());
         let mut attrs: Vec<(&str, &str)> = Vec::new();
         if self.options.declare_dialback {
             attrs.push(("xmlns:db", NS_DIALBACK));
@@ -250,7 +297,9 @@ impl OutboundLink {
             match self.stream.next_event(deadline).await.map_err(|e| self.read_failed(e, "the stream header"))? {
                 StreamEvent::Header(h) => h,
                 StreamEvent::Stanza(el) if el.is("error", NS_STREAM) => {
-                    return Err(self.stream_error(format!("stream error instead of a header: {}", describe_error(&el))))
+                    let message = format!("stream error instead of a header: {}", describe_error(&el));
+                    self.keep(el);
+                    return Err(self.stream_error(message));
                 }
                 StreamEvent::Stanza(el) => {
                     return Err(self.stream_error(format!("expected a stream header, got <{}>", el.name)))
@@ -262,6 +311,7 @@ impl OutboundLink {
             self.leg.update(|r| r.stream_ids.push(id));
         }
         let version = header.attr("version") == Some("1.0");
+        self.keep(header.clone());
         self.header = Some(header);
         self.features = None;
         if version {
@@ -519,7 +569,8 @@ pub(super) async fn verify_key(
     options.auth = OutboundAuth::None;
     options.require_valid_cert = false;
     let our = shared.domain.clone();
-    let mut link = OutboundLink::open_kind(shared, domain, &options, LegKind::DialbackVerify).await?;
+    let mut link =
+        OutboundLink::open_kind(shared, domain, &options, LegKind::DialbackVerify).await.map_err(|(e, _)| e)?;
     if link.offers_starttls() {
         link.starttls().await?;
     }

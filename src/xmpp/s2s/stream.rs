@@ -187,7 +187,12 @@ impl S2sStream {
 
     /// Serialise and send one element in the `jabber:server` stream.
     pub async fn send(&mut self, el: &Element) -> io::Result<()> {
-        let xml = el.to_xml_in(NS_SERVER);
+        // Dialback with its conventional prefix: ejabberd 23.01 ignores `<result xmlns='jabber:server:dialback'>`.
+        let xml = if el.ns == super::dialback::NS_DIALBACK {
+            el.to_xml_prefixed("db", NS_SERVER)
+        } else {
+            el.to_xml_in(NS_SERVER)
+        };
         self.send_raw(xml.as_bytes()).await
     }
 

@@ -400,3 +400,37 @@ fn behaviour_reads_from_yaml_like_data() {
     assert!(b.offer_dialback && b.request_client_cert, "unset fields keep their defaults");
     assert!(serde_json::from_str::<PeerBehaviour>(r#"{"startls":"omitted"}"#).is_err(), "typos are refused");
 }
+
+#[tokio::test]
+async fn a_hub_routes_each_connection_to_the_peer_serving_its_to_domain() {
+    let world = World::new();
+    let hub = S2sHub::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let one_cfg = PeerConfig { listen: None, ..world.config("one.test") };
+    let two_cfg = PeerConfig { listen: None, ..world.config("two.test") };
+    let mut one = S2sPeer::start_on(&hub, one_cfg).unwrap();
+    let mut two = S2sPeer::start_on(&hub, two_cfg).unwrap();
+    // A second peer for a domain already served is refused while the first lives.
+    let again = S2sPeer::start_on(&hub, PeerConfig { listen: None, ..world.config("one.test") });
+    assert!(matches!(again, Err(S2sError::Setup(_))), "a domain is served once");
+
+    let sender = S2sPeer::start(PeerConfig { listen: None, ..world.config("sender.test") }).await.unwrap();
+    for domain in ["one.test", "two.test"] {
+        sender.add_static_target(domain, hub.local_addr());
+    }
+    let mut to_one = sender.connect("one.test", &sender.outbound_options()).await.expect("routed to one");
+    let mut to_two = sender.connect("two.test", &sender.outbound_options()).await.expect("routed to two");
+    to_one.send(&message("u@sender.test", "x@one.test", "to one")).await.unwrap();
+    to_two.send(&message("u@sender.test", "x@two.test", "to two")).await.unwrap();
+    let (_, _, got_one) = one.expect_stanza(soon(5), |e| e.name == "message").await.unwrap();
+    let (_, _, got_two) = two.expect_stanza(soon(5), |e| e.name == "message").await.unwrap();
+    assert_eq!(got_one.attr("to"), Some("x@one.test"));
+    assert_eq!(got_two.attr("to"), Some("x@two.test"));
+    // Each peer recorded only its own leg, presenting its own certificate.
+    assert_eq!(one.legs().len(), 1);
+    assert_eq!(two.legs().len(), 1);
+
+    // A domain nobody serves (any more) is answered with host-unknown.
+    drop(one);
+    let err = sender.connect("one.test", &sender.outbound_options()).await.err().expect("one.test is gone");
+    assert!(err.to_string().contains("host-unknown"), "{err}");
+}

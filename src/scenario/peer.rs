@@ -1,0 +1,103 @@
+//! Peer actors: the harness as a remote XMPP server inside a scenario (CATALOG area G).
+//! Declared under `peers:`; each is an actor whose "connection" is an s2s peer with its own
+//! domain (`<name>-<tag>.<harness domain>`), a certificate fixture, a scripted receiving side
+//! and, with `connects_to`, an outbound s2s link to a role's server. docs/scenario-format.md
+//! ("Peers") describes what such an actor sends and receives.
+
+use crate::ca::Fixture;
+use crate::xmpp::s2s::PeerBehaviour;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// Namespace of the elements plugfest itself puts in a peer actor's buffer (negotiation
+/// outcome, link and leg events), so scenarios can check them like stanzas.
+pub const NS_PEER: &str = "urn:plugfest:s2s";
+
+/// A peer as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPeer {
+    /// The role whose server the peer opens an s2s link to; without it the peer only receives.
+    #[serde(default)]
+    pub connects_to: Option<Spanned<String>>,
+    /// The certificate fixture it presents (CATALOG §0.6), default `good`.
+    #[serde(default)]
+    pub cert: Option<Spanned<String>>,
+    #[serde(default)]
+    pub auth: Option<PeerAuth>,
+    /// SASL EXTERNAL authorization identity: default the peer's domain; `"="` sends none.
+    #[serde(default)]
+    pub authzid: Option<String>,
+    /// Negotiate STARTTLS on the outbound link (default true).
+    #[serde(default)]
+    pub starttls: Option<bool>,
+    /// Declare the dialback namespace on the outbound stream header (default true).
+    #[serde(default)]
+    pub declare_dialback: Option<bool>,
+    /// Stop the outbound link unless the server's certificate is valid (default false: record it).
+    #[serde(default)]
+    pub require_valid_cert: Option<bool>,
+    /// The receiving side's behaviour (`starttls`, `offer_external`, `dialback_result`, …).
+    #[serde(default)]
+    pub behaviour: Option<PeerBehaviour>,
+    /// The outbound stream header's 'to', when it must differ from the server's domain (G02: a
+    /// domain the server does not serve).
+    #[serde(default)]
+    pub stream_to: Option<String>,
+    /// Localpart of `${name.bare}` (default `u`).
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub connect_at_start: Option<bool>,
+}
+
+/// How the outbound link authenticates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PeerAuth {
+    /// SASL EXTERNAL when offered, else dialback.
+    #[default]
+    Auto,
+    /// SASL EXTERNAL, offered or not.
+    External,
+    Dialback,
+    /// Stop after the stream (and TLS): the case scripts the rest, or tests what happens without.
+    None,
+}
+
+/// A checked peer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PeerDecl {
+    pub connects_to: Option<String>,
+    pub cert: Fixture,
+    pub auth: PeerAuth,
+    /// `None`: send `=` (no authorization identity); `Some("")`: the peer's own domain.
+    pub authzid: Option<String>,
+    pub starttls: bool,
+    pub declare_dialback: bool,
+    pub require_valid_cert: bool,
+    pub behaviour: PeerBehaviour,
+    pub stream_to: Option<String>,
+    pub user: String,
+}
+
+impl PeerDecl {
+    pub fn from_raw(raw: &RawPeer, cert: Fixture, connects_to: Option<String>) -> PeerDecl {
+        PeerDecl {
+            connects_to,
+            cert,
+            auth: raw.auth.unwrap_or_default(),
+            authzid: match raw.authzid.as_deref() {
+                None => Some(String::new()),
+                Some("=") => None,
+                Some(id) => Some(id.to_string()),
+            },
+            starttls: raw.starttls.unwrap_or(true),
+            declare_dialback: raw.declare_dialback.unwrap_or(true),
+            require_valid_cert: raw.require_valid_cert.unwrap_or(false),
+            behaviour: raw.behaviour.clone().unwrap_or_default(),
+            stream_to: raw.stream_to.clone(),
+            user: raw.user.clone().unwrap_or_else(|| "u".to_string()),
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Code shared by test binaries.
+
+pub mod catalog_runner;
