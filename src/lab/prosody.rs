@@ -15,6 +15,8 @@ const SERVER: &LabServer = &PROSODY;
 /// The IDN vhost Prosody hosts next to its own domain (CATALOG §0.1, F08), written as a U-label; its certificate
 /// and DNS records use the A-label (`crate::ca::dns_name`).
 pub(crate) const IDN_DOMAIN: &str = "bücher.lab";
+/// Where Prosody accepts s2s with direct TLS (XEP-0368; `_xmpps-server._tcp` in the lab DNS).
+pub(crate) const S2S_DIRECT_TLS_PORT: u16 = 5270;
 
 fn dir(lab: &Layout) -> PathBuf {
     lab.component_dir(SERVER.name)
@@ -82,6 +84,7 @@ pub(crate) fn config(
             idn_key_file => path(&idn.key),
             secure => profile == S2sPolicy::Secure,
             profile => profile.name(),
+            s2s_direct_tls_port => S2S_DIRECT_TLS_PORT,
         },
     )
 }

@@ -18,6 +18,10 @@ pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum Service {
     Client,
     Server,
+    /// XEP-0368 direct TLS (`_xmpps-client._tcp`): only ever found by SRV.
+    DirectClient,
+    /// XEP-0368 direct TLS (`_xmpps-server._tcp`): only ever found by SRV.
+    DirectServer,
 }
 
 impl Service {
@@ -26,7 +30,14 @@ impl Service {
         match self {
             Service::Client => "_xmpp-client._tcp",
             Service::Server => "_xmpp-server._tcp",
+            Service::DirectClient => "_xmpps-client._tcp",
+            Service::DirectServer => "_xmpps-server._tcp",
         }
+    }
+
+    /// Direct TLS services have no fallback: without an SRV record they are not offered (XEP-0368 §3).
+    pub fn is_direct_tls(self) -> bool {
+        matches!(self, Service::DirectClient | Service::DirectServer)
     }
 
     /// The port used when there is no SRV record and no static port (RFC 6120 §14.7).
@@ -34,6 +45,9 @@ impl Service {
         match self {
             Service::Client => 5222,
             Service::Server => 5269,
+            // Conventional only: direct TLS is found by SRV, never by a default port.
+            Service::DirectClient => 5223,
+            Service::DirectServer => 5270,
         }
     }
 }
@@ -79,7 +93,11 @@ pub async fn resolve(target: &Target, service: Service) -> anyhow::Result<Vec<So
     }
 
     let srv = match srv_records(&resolver, &ascii, service).await {
+        Ok(records) if records.is_empty() && service.is_direct_tls() => {
+            bail!("{}.{ascii} has no SRV record: the domain offers no direct TLS (XEP-0368 §3)", service.srv_prefix())
+        }
         Ok(records) => records,
+        Err(e) if service.is_direct_tls() => return Err(e),
         Err(e) => {
             // RFC 6120 §3.2.2: no SRV answer → fall back to the domain's address records.
             return host_addrs(&resolver, &ascii, service.default_port())
@@ -168,6 +186,12 @@ fn system_resolver() -> anyhow::Result<TokioResolver> {
     // still waits for the AAAA query to time out when DNS is unreachable.
     builder.options_mut().ip_strategy = LookupIpStrategy::Ipv4thenIpv6;
     builder.build().map_err(|e| anyhow!("cannot build a DNS resolver from /etc/resolv.conf: {e}"))
+}
+
+/// The SRV records of `service` for `domain` (empty: none), as published.
+pub async fn srv_lookup(domain: &str, service: Service) -> anyhow::Result<Vec<SrvRecord>> {
+    let ascii = ascii_domain(domain)?;
+    srv_records(&system_resolver()?, &ascii, service).await
 }
 
 async fn srv_records(resolver: &TokioResolver, ascii: &str, service: Service) -> anyhow::Result<Vec<SrvRecord>> {

@@ -777,13 +777,32 @@ impl Executor<'_> {
         let mut features: BTreeMap<String, Element> = BTreeMap::new();
         let mut verdict = Ok(None);
         for (i, gate) in self.script.gates.iter().enumerate() {
-            let name = format!("gate:{}", gate.account);
+            if gate.kind == GateKind::Srv {
+                match self.srv_published(gate).await {
+                    Ok(None) => continue,
+                    Ok(Some(why)) => verdict = Ok(Some(why)),
+                    Err(e) => verdict = Err(e),
+                }
+                break;
+            }
+            let name = match gate.kind {
+                GateKind::S2sFeature => format!("gate-s2s-{}", gate.role),
+                _ => format!("gate:{}", gate.account),
+            };
             if !features.contains_key(&name) {
-                let decl = ActorDecl {
-                    name: name.clone(),
-                    account: gate.account.clone(),
-                    resource: Some(format!("plugfest-gate-{}", crate::run::accounts::random_tag(6))),
-                    ..ActorDecl::default()
+                let decl = match gate.kind {
+                    // A throwaway harness peer that stops after TLS: the features it was offered.
+                    GateKind::S2sFeature => ActorDecl {
+                        name: name.clone(),
+                        peer: Some(Box::new(crate::scenario::peer::PeerDecl::probe(&gate.role))),
+                        ..ActorDecl::default()
+                    },
+                    _ => ActorDecl {
+                        name: name.clone(),
+                        account: gate.account.clone(),
+                        resource: Some(format!("plugfest-gate-{}", crate::run::accounts::random_tag(6))),
+                        ..ActorDecl::default()
+                    },
                 };
                 match self.connector.connect(&decl).await {
                     Ok(link) => {
@@ -797,7 +816,8 @@ impl Executor<'_> {
                 }
             }
             let supported = match gate.kind {
-                GateKind::StreamFeature => {
+                GateKind::Srv => true, // checked above
+                GateKind::StreamFeature | GateKind::S2sFeature => {
                     features.get(&name).is_some_and(|f| f.elements().any(|c| c.ns == gate.feature))
                 }
                 GateKind::DiscoFeature => match self.disco_has(&name, gate, i).await {
@@ -828,6 +848,24 @@ impl Executor<'_> {
             self.actors.remove(name);
         }
         verdict
+    }
+
+    /// An SRV gate: `None` when the role's domain publishes the service, else why not.
+    async fn srv_published(&self, gate: &Gate) -> Result<Option<String>, String> {
+        use crate::net::resolve::{srv_lookup, Service};
+        let service = [Service::Client, Service::Server, Service::DirectClient, Service::DirectServer]
+            .into_iter()
+            .find(|s| s.srv_prefix() == gate.feature)
+            .ok_or_else(|| format!("unknown SRV service {} (a plugfest bug: the loader checks it)", gate.feature))?;
+        let domain = self.bindings.roles.get(&gate.role).cloned().unwrap_or_default();
+        let records = srv_lookup(&domain, service)
+            .await
+            .map_err(|e| format!("gate check: the SRV lookup for {} failed: {e:#}", self.server(&gate.role)))?;
+        Ok(if records.iter().any(|r| r.target != ".") {
+            None
+        } else {
+            Some(format!("unsupported: {} publishes no {}.{domain} SRV record", self.server(&gate.role), gate.feature))
+        })
     }
 
     /// `prosody (prosody.lab)`: the server playing a role, for messages.

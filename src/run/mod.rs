@@ -243,7 +243,8 @@ async fn run_one(
         return skeleton(scenarios, servers, case, Verdict::Skip, message);
     }
     let declared = case::declared_failures(scenario, &roles);
-    let has_peers = scenario.script.actors.iter().any(|a| a.peer.is_some());
+    let has_peers = scenario.script.actors.iter().any(|a| a.peer.is_some())
+        || scenario.script.gates.iter().any(|g| g.kind == crate::scenario::GateKind::S2sFeature);
     let harness = match harness.get().await {
         _ if !has_peers => None,
         Some(Ok(env)) => Some(env),

@@ -161,6 +161,8 @@ async fn negotiate(
         declare_dialback: decl.declare_dialback,
         address: None,
         stream_to: decl.stream_to.clone(),
+        bidi: decl.bidi,
+        direct_tls: decl.direct_tls,
     };
     let mut link = match peer.open_keeping(to, &options).await {
         Ok(link) => link,
@@ -174,7 +176,7 @@ async fn negotiate(
         }
     };
     let mut failure: Option<(String, String)> = None;
-    if decl.starttls {
+    if decl.starttls && !decl.direct_tls {
         if let Err(e) = link.starttls().await {
             failure = Some(("refused".into(), e.to_string()));
         }

@@ -145,7 +145,7 @@ pub(super) fn explain_yaml_error(mut e: ConfigError) -> ConfigError {
     let hint = if m.contains("unknown variant") && m.contains("send") {
         Some(
             "steps are send, send_raw, expect, expect_none, expect_unordered, expect_sequence, iq, expect_closed, \
-             use, connect and disconnect"
+             use, connect, disconnect and register"
                 .to_string(),
         )
     } else if m.contains("unknown variant") && m.contains("marker") {
@@ -256,7 +256,13 @@ impl Checker<'_> {
                 None => None,
             };
             let create = acc.create.unwrap_or(true);
-            accounts.push(AccountDecl { name: name.value.clone(), role, idn: acc.idn.unwrap_or(false), localpart, create });
+            accounts.push(AccountDecl {
+                name: name.value.clone(),
+                role,
+                idn: acc.idn.unwrap_or(false),
+                localpart,
+                create,
+            });
         }
         let mut actors = self.check_actors(&raw.actors, &roles, &mut accounts, &mut scope)?;
         // An account that is not created at case start cannot be logged in to at case start.
@@ -264,7 +270,10 @@ impl Checker<'_> {
             let not_created = accounts.iter().any(|a| a.name == decl.account && !a.create);
             if not_created && decl.connect_at_start {
                 return Err(self
-                    .err(name.referenced, format!("account {} is not created at case start (`create: false`)", decl.account))
+                    .err(
+                        name.referenced,
+                        format!("account {} is not created at case start (`create: false`)", decl.account),
+                    )
                     .with_hint(format!(
                         "give {} `connect_at_start: false` and connect it after a `register` step",
                         name.value
@@ -488,7 +497,13 @@ impl Checker<'_> {
             Some(role) => {
                 self.check_new_name(name, scope, "account")?;
                 scope.insert(&name.value, NameKind::Account);
-                accounts.push(AccountDecl { name: name.value.clone(), role, idn: false, localpart: None, create: true });
+                accounts.push(AccountDecl {
+                    name: name.value.clone(),
+                    role,
+                    idn: false,
+                    localpart: None,
+                    create: true,
+                });
                 Ok(name.value.clone())
             }
             None => {
@@ -553,19 +568,40 @@ impl Checker<'_> {
         let example = "e.g. gate: [{disco_feature: \"urn:xmpp:carbons:2\", on: A}]";
         let mut gates = Vec::new();
         for g in &raw.value {
-            let (kind, feature) = match (&g.value.disco_feature, &g.value.stream_feature) {
-                (Some(f), None) => (GateKind::DiscoFeature, f),
-                (None, Some(f)) => (GateKind::StreamFeature, f),
+            let at = g.referenced;
+            let g = &g.value;
+            let named = [
+                (GateKind::DiscoFeature, &g.disco_feature),
+                (GateKind::StreamFeature, &g.stream_feature),
+                (GateKind::S2sFeature, &g.s2s_feature),
+                (GateKind::Srv, &g.srv),
+            ];
+            let mut given = named.iter().filter_map(|(k, f)| f.as_ref().map(|f| (*k, f)));
+            let (kind, feature) = match (given.next(), given.next()) {
+                (Some(one), None) => one,
                 _ => {
                     return Err(self
-                        .err(g.referenced, "a gate names one feature: disco_feature or stream_feature")
+                        .err(at, "a gate names one thing: disco_feature, stream_feature, s2s_feature or srv")
                         .with_hint(example))
                 }
             };
+            if kind == GateKind::Srv && !SRV_GATES.contains(&feature.value.trim()) {
+                return Err(self
+                    .err(feature.referenced, format!("unknown SRV service {:?}", feature.value))
+                    .with_hint(format!("one of: {}", SRV_GATES.join(", "))));
+            }
+            if matches!(kind, GateKind::S2sFeature | GateKind::Srv) {
+                // Checked by a harness peer or DNS, not a login: no account needed, only a role.
+                let on = &g.on;
+                let role = self.check_role_ref(on, roles)?;
+                let feature = feature.value.trim().to_string();
+                gates.push(Gate { kind, feature, on: GateTarget::Role(role.clone()), role, account: String::new() });
+                continue;
+            }
             if feature.value.trim().is_empty() {
                 return Err(self.err(feature.referenced, "the gate's feature is empty").with_hint(example));
             }
-            let on = &g.value.on;
+            let on = &g.on;
             let (target, role, account) = if roles.contains(&on.value) {
                 let Some(account) = accounts.iter().find(|a| a.role == on.value && !a.idn && a.create) else {
                     return Err(self
@@ -798,6 +834,9 @@ fn error_offset(e: &XmlError) -> usize {
     }
 }
 
+/// The SRV services a `srv` gate may name (RFC 6120 §3.2.1, XEP-0368 §3).
+const SRV_GATES: [&str; 4] = ["_xmpp-client._tcp", "_xmpp-server._tcp", "_xmpps-client._tcp", "_xmpps-server._tcp"];
+
 /// Parse a pattern: a stanza in which the prefix `pf` is bound to the matching instructions'
 /// namespace. Offsets in errors are offsets in `xml`.
 pub fn parse_pattern(xml: &str) -> Result<Element, (usize, XmlError)> {
@@ -926,7 +965,7 @@ steps:
         let e = error_with("  - connect: {actor: bob2}", "  - conect: {actor: bob2}");
         assert_eq!(at(&e), (23, 5));
         assert!(e.message.starts_with("unknown variant `conect`"), "{}", e.message);
-        assert!(e.hint.unwrap().contains("connect and disconnect"));
+        assert!(e.hint.unwrap().contains("connect, disconnect and register"));
 
         let e = error_with("within: 20s", "within: 20s\n      timeout: 3s");
         assert_eq!(at(&e), (21, 7));

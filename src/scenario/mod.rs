@@ -98,6 +98,12 @@ pub enum GateKind {
     /// A child of the c2s stream features after authentication (e.g. `urn:xmpp:features:rosterver`),
     /// written as `namespace` or `namespace name`.
     StreamFeature,
+    /// A child of the s2s stream features the server offers a harness peer after TLS (e.g.
+    /// `urn:xmpp:features:bidi`), by namespace. Needs the servers file's `harness:`.
+    S2sFeature,
+    /// An SRV record of the server's domain (`_xmpps-client._tcp`, `_xmpps-server._tcp`, …): present
+    /// and not ".", i.e. the service is offered (XEP-0368 §3, RFC 2782).
+    Srv,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -57,6 +57,12 @@ pub struct RawGate {
     pub disco_feature: Option<Spanned<String>>,
     #[serde(default)]
     pub stream_feature: Option<Spanned<String>>,
+    /// A feature of the server's s2s stream after TLS, seen by a throwaway harness peer.
+    #[serde(default)]
+    pub s2s_feature: Option<Spanned<String>>,
+    /// An SRV record the server's domain must publish, e.g. `_xmpps-server._tcp` (XEP-0368).
+    #[serde(default)]
+    pub srv: Option<Spanned<String>>,
     pub on: Spanned<String>,
 }
 

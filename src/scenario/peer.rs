@@ -44,6 +44,13 @@ pub struct RawPeer {
     /// domain the server does not serve).
     #[serde(default)]
     pub stream_to: Option<String>,
+    /// Ask for a bidirectional stream (XEP-0288) when the server offers it, before authenticating.
+    #[serde(default)]
+    pub bidi: Option<bool>,
+    /// XEP-0368 direct TLS: reach the server by its `_xmpps-server._tcp` SRV record and start
+    /// with TLS (SNI = its domain, ALPN `xmpp-server`) instead of STARTTLS.
+    #[serde(default)]
+    pub direct_tls: Option<bool>,
     /// Localpart of `${name.bare}` (default `u`).
     #[serde(default)]
     pub user: Option<String>,
@@ -78,10 +85,31 @@ pub struct PeerDecl {
     pub require_valid_cert: bool,
     pub behaviour: PeerBehaviour,
     pub stream_to: Option<String>,
+    pub bidi: bool,
+    pub direct_tls: bool,
     pub user: String,
 }
 
 impl PeerDecl {
+    /// A peer that connects to `role`'s server with a good certificate and stops after TLS:
+    /// what an s2s-feature gate looks at.
+    pub fn probe(role: &str) -> PeerDecl {
+        PeerDecl {
+            connects_to: Some(role.to_string()),
+            cert: Fixture::Good,
+            auth: PeerAuth::None,
+            authzid: None,
+            starttls: true,
+            declare_dialback: true,
+            require_valid_cert: false,
+            behaviour: PeerBehaviour::default(),
+            stream_to: None,
+            bidi: false,
+            direct_tls: false,
+            user: "u".to_string(),
+        }
+    }
+
     pub fn from_raw(raw: &RawPeer, cert: Fixture, connects_to: Option<String>) -> PeerDecl {
         PeerDecl {
             connects_to,
@@ -97,6 +125,8 @@ impl PeerDecl {
             require_valid_cert: raw.require_valid_cert.unwrap_or(false),
             behaviour: raw.behaviour.clone().unwrap_or_default(),
             stream_to: raw.stream_to.clone(),
+            bidi: raw.bidi.unwrap_or(false),
+            direct_tls: raw.direct_tls.unwrap_or(false),
             user: raw.user.clone().unwrap_or_else(|| "u".to_string()),
         }
     }

@@ -334,7 +334,12 @@ impl<'a> Flow<'a> {
                             .with_hint("write the condition's element name, e.g. jid-malformed, not-acceptable"))
                     }
                 };
-                Action::Register { account: name.value.clone(), outcome, condition, spec: c.check_ref(reg.spec.as_ref())? }
+                Action::Register {
+                    account: name.value.clone(),
+                    outcome,
+                    condition,
+                    spec: c.check_ref(reg.spec.as_ref())?,
+                }
             }
             RawStep::Disconnect(d) => {
                 let actor = self.online_actor(frame, &d.actor)?;

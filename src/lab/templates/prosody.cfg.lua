@@ -21,8 +21,11 @@ network_settings = { tcp_backlog = 1024 }
 modules_enabled = {
 	"roster"; "saslauth"; "tls"; "dialback"; "disco"; "posix"; "register";
 	"vcard_legacy"; "vcard4"; "pep"; "private"; "blocklist"; "carbons"; "ping"; "version";
-	"mam";
+	"mam"; "s2s_bidi";
 }
+-- s2s_bidi: bidirectional s2s streams (XEP-0288, CATALOG G13), offered to peers that ask for them.
+-- Direct TLS for s2s (XEP-0368, CATALOG G14) on {{ s2s_direct_tls_port }}; the lab DNS publishes _xmpps-server._tcp for it.
+s2s_direct_tls_ports = { {{ s2s_direct_tls_port }} }
 -- Message archiving (XEP-0313, CATALOG D09): every user's messages, kept for the lab's lifetime.
 default_archive_policy = true
 archive_expires_after = "never"

@@ -23,6 +23,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// XEP-0288: the feature, and the request that turns it on.
+const NS_BIDI_FEATURE: &str = "urn:xmpp:features:bidi";
+const NS_BIDI: &str = "urn:xmpp:bidi";
+
 /// How long [`OutboundLink::close`] waits for the other side's `</stream:stream>`.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
@@ -57,6 +61,10 @@ pub struct OutboundOptions {
     /// Put this in the stream header's 'to' instead of the domain connected to (a domain the
     /// server does not serve, CATALOG G02(c)).
     pub stream_to: Option<String>,
+    /// Request a bidirectional stream (XEP-0288 `<bidi/>`) before authenticating, when offered.
+    pub bidi: bool,
+    /// XEP-0368 direct TLS: find the server by `_xmpps-server._tcp` and start with TLS (no STARTTLS).
+    pub direct_tls: bool,
 }
 
 impl OutboundOptions {
@@ -70,6 +78,8 @@ impl OutboundOptions {
             declare_dialback: true,
             address: None,
             stream_to: None,
+            bidi: false,
+            direct_tls: false,
         }
     }
 }
@@ -118,6 +128,13 @@ impl OutboundLink {
         kind: LegKind,
     ) -> Result<OutboundLink, (S2sError, Vec<Element>)> {
         let mut link = OutboundLink::connect_tcp(shared, to, options, kind).await.map_err(|e| (e, Vec::new()))?;
+        if options.direct_tls {
+            // XEP-0368 §3: TLS first, SNI = the domain, ALPN `xmpp-server`; no STARTTLS afterwards.
+            if let Err(e) = link.tls_handshake(Some(b"xmpp-server")).await {
+                link.last_error = Some(e.to_string());
+                return Err((e, link.take_received()));
+            }
+        }
         if let Err(e) = link.open_stream().await {
             link.last_error = Some(e.to_string());
             return Err((e, link.take_received()));
@@ -141,7 +158,8 @@ impl OutboundLink {
             r.peer_domain = Some(to.to_string());
             r.cert_presented = options.client_cert.as_ref().map(|c| c.label.clone());
         });
-        let addrs = match resolve_server(&shared, to, options.address).await {
+        let service = if options.direct_tls { Service::DirectServer } else { Service::Server };
+        let addrs = match resolve_server(&shared, to, options.address, service).await {
             Ok(addrs) => addrs,
             Err(message) => {
                 transcript.note(format!("cannot resolve {to}: {message}"));
@@ -354,8 +372,23 @@ impl OutboundLink {
         if self.stream.has_unparsed_input() {
             return Err(tls_error("the server sent data after <proceed/> before the TLS handshake".into()));
         }
+        let check = self.tls_handshake(None).await?;
+        self.open_stream().await?;
+        Ok(check)
+    }
+
+    /// The TLS client handshake on the current connection (ALPN as given), judging the server's
+    /// certificate for its domain. The stream is not reopened.
+    async fn tls_handshake(&mut self, alpn: Option<&[u8]>) -> Result<CertCheck, S2sError> {
+        let domain = self.to.clone();
+        let tls_error = |message: String| S2sError::Tls { domain: domain.clone(), message };
         let creds = self.options.client_cert.as_ref().map(|c| &c.credentials);
-        let config = tls::s2s_client_config(creds).map_err(|e| tls_error(format!("{e:#}")))?;
+        let mut config = tls::s2s_client_config(creds).map_err(|e| tls_error(format!("{e:#}")))?;
+        if let Some(protocol) = alpn {
+            let mut with_alpn = (*config.config).clone();
+            with_alpn.alpn_protocols = vec![protocol.to_vec()];
+            config.config = Arc::new(with_alpn);
+        }
         let deadline = Instant::now() + self.shared.step_timeout;
         if let Err(e) = self.stream.tls_connect(&config, &self.to, deadline).await {
             return Err(tls_error(format!("handshake failed: {e}")));
@@ -380,13 +413,16 @@ impl OutboundLink {
         if self.options.require_valid_cert && !check.accepted() {
             return Err(tls_error(format!("its certificate is not acceptable: {}", check.summary())));
         }
-        self.open_stream().await?;
         Ok(check)
     }
 
-    /// Authenticate as the options say.
+    /// Authenticate as the options say (after requesting bidi, when asked and offered).
     pub async fn authenticate(&mut self) -> Result<(), S2sError> {
         let our = self.shared.domain.clone();
+        if self.options.bidi && self.offers_bidi() {
+            // XEP-0288 §2.1: after TLS, before SASL or dialback; no answer is sent.
+            self.stream.send(&Element::new("bidi", NS_BIDI)).await.map_err(|e| self.write_failed(e, "bidi"))?;
+        }
         match self.options.auth.clone() {
             OutboundAuth::None => Ok(()),
             OutboundAuth::External { authzid } => self.sasl_external(authzid.as_deref()).await,
@@ -399,6 +435,11 @@ impl OutboundLink {
                 self.noted(result)
             }
         }
+    }
+
+    /// Whether the current features offer bidirectional streams (XEP-0288 §2.1).
+    pub fn offers_bidi(&self) -> bool {
+        self.features.as_ref().is_some_and(|f| f.child("bidi", NS_BIDI_FEATURE).is_some())
     }
 
     pub fn offers_external(&self) -> bool {
@@ -544,12 +585,17 @@ impl Drop for OutboundLink {
 }
 
 /// Addresses for `domain`'s s2s service: an explicit address, a static target, or DNS.
-async fn resolve_server(shared: &Shared, domain: &str, address: Option<SocketAddr>) -> Result<Vec<SocketAddr>, String> {
+async fn resolve_server(
+    shared: &Shared,
+    domain: &str,
+    address: Option<SocketAddr>,
+    service: Service,
+) -> Result<Vec<SocketAddr>, String> {
     if let Some(addr) = address.or_else(|| shared.static_target(domain)) {
         return Ok(vec![addr]);
     }
     let target = Target { domain: domain.to_string(), address: None, port: None };
-    match tokio::time::timeout(shared.step_timeout, resolve::resolve(&target, Service::Server)).await {
+    match tokio::time::timeout(shared.step_timeout, resolve::resolve(&target, service)).await {
         Err(_) => Err(format!("name resolution took longer than {:?}", shared.step_timeout)),
         Ok(Err(e)) => Err(format!("{e:#}")),
         Ok(Ok(addrs)) => Ok(addrs),
