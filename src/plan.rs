@@ -69,7 +69,12 @@ mod tests {
     }
 
     fn servers(names: &[&str]) -> ServersFile {
-        ServersFile { path: "s.yaml".into(), netns: None, harness: None, servers: names.iter().map(|n| Server::example(n)).collect() }
+        ServersFile {
+            path: "s.yaml".into(),
+            netns: None,
+            harness: None,
+            servers: names.iter().map(|n| Server::example(n)).collect(),
+        }
     }
 
     #[test]

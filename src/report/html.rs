@@ -197,6 +197,8 @@ struct ConnectionView {
     server: String,
     jid: String,
     tls: Option<TlsView>,
+    /// For a peer actor's s2s leg: one line per fact (certificate, authentication, outcome).
+    s2s: Vec<(String, String)>,
     entries: Vec<EntryView>,
 }
 
@@ -498,6 +500,35 @@ impl StepView {
     }
 }
 
+/// What a peer actor's leg shows above its wire log.
+fn s2s_facts(leg: &crate::xmpp::s2s::LegRecord) -> Vec<(String, String)> {
+    let mut facts = vec![("direction".to_string(), format!("{:?}", leg.kind).to_lowercase())];
+    if let Some(cert) = &leg.cert_presented {
+        facts.push(("harness presented".into(), format!("the `{cert}` certificate")));
+    }
+    if let Some(sni) = &leg.sni {
+        facts.push(("SNI asked for".into(), sni.clone()));
+    }
+    if let Some(check) = &leg.peer_cert {
+        facts.push(("server's certificate".into(), check.summary()));
+    }
+    for auth in &leg.auth {
+        let result = if auth.succeeded { "succeeded" } else { "failed" };
+        facts.push((
+            "authentication".into(),
+            format!("{:?} for {}: {result} ({})", auth.method, auth.domain, auth.detail),
+        ));
+    }
+    for verify in &leg.dialback_verifies {
+        facts.push(("dialback verify".into(), format!("from {}: answered {}", verify.from, verify.answered)));
+    }
+    facts.push(("stanzas".into(), format!("{} in, {} out", leg.stanzas_in, leg.stanzas_out)));
+    if let Some(outcome) = &leg.outcome {
+        facts.push(("outcome".into(), outcome.clone()));
+    }
+    facts
+}
+
 impl ConnectionView {
     fn of(c: &crate::results::ConnectionRecord) -> ConnectionView {
         ConnectionView {
@@ -511,6 +542,7 @@ impl ConnectionView {
                 chain: t.peer_chain.clone(),
                 pem: t.peer_chain_pem.join(""),
             }),
+            s2s: c.s2s.as_deref().map(s2s_facts).unwrap_or_default(),
             entries: c
                 .transcript
                 .iter()
