@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// (scenario file under scenarios/, text in one expectation, wrong text, a phrase the failure must say)
-const BREAKAGES: [(&str, &str, &str, &str); 6] = [
+const BREAKAGES: [(&str, &str, &str, &str); 7] = [
     (
         "roster/roster-get-empty.yaml",
         "expect: \"<iq type='result' id='g1'>",
@@ -38,6 +38,12 @@ const BREAKAGES: [(&str, &str, &str, &str); 6] = [
         "xml: <message from='${alice1.full}' id='b1' type='chat'><body>${str.body_set}</body>",
         "xml: <message from='${alice1.full}' id='b1' type='chat'><body>${str.body_set}\u{301}</body>",
         "text is '",
+    ),
+    (
+        "s2s/s2s-inbound-external-valid.yaml",
+        "xml: \"<negotiated xmlns='urn:plugfest:s2s' tls='yes' auth='sasl-external' result='authenticated'/>\"",
+        "xml: \"<negotiated xmlns='urn:plugfest:s2s' tls='yes' auth='sasl-external' result='refused'/>\"",
+        "attribute 'result' is 'authenticated' not 'refused'",
     ),
     (
         "disco/disco-remote-server.yaml",

@@ -484,3 +484,37 @@ pub fn to_namespace(mut el: Element, from: &str, to: &str) -> Element {
         .collect();
     el
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stanzas_change_their_stream_namespace_and_keep_the_rest() {
+        let el = Element::new("message", NS_SERVER)
+            .with_attr("to", "a@b")
+            .with_child(Element::new("body", NS_SERVER).with_text("hi"))
+            .with_child(Element::new("x", "urn:other").with_child(Element::new("y", "urn:other")));
+        let client = to_namespace(el.clone(), NS_SERVER, NS_CLIENT);
+        assert_eq!(client.ns, NS_CLIENT);
+        assert_eq!(client.child("body", NS_CLIENT).map(|b| b.text()).as_deref(), Some("hi"));
+        assert!(client.child("x", "urn:other").is_some_and(|x| x.child("y", "urn:other").is_some()));
+        assert_eq!(to_namespace(client, NS_CLIENT, NS_SERVER), el, "the round trip is lossless");
+    }
+
+    #[test]
+    fn negotiation_and_closes_are_reported_as_elements() {
+        let n = negotiated(true, Some("valid"), "sasl-external", "authenticated", "");
+        assert_eq!(
+            n.to_xml(),
+            "<negotiated xmlns='urn:plugfest:s2s' tls='yes' auth='sasl-external' result='authenticated' server-cert='valid'/>"
+        );
+        let error = Element::new("error", NS_STREAM)
+            .with_child(Element::new("not-authorized", crate::xmpp::client::NS_STREAMS))
+            .with_child(Element::new("text", crate::xmpp::client::NS_STREAMS).with_text("no"));
+        assert_eq!(condition_of(&error).as_deref(), Some("not-authorized"));
+        let closed = link_closed(condition_of(&error), "why");
+        assert_eq!(closed.attr("condition"), Some("not-authorized"));
+        assert_eq!(closed.text(), "why");
+    }
+}

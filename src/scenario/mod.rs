@@ -7,6 +7,7 @@
 //! - `vars`: `${…}` variables, resolved at load time, substituted at run time;
 //! - `pattern`: matching received stanzas against expected ones.
 
+pub mod caps;
 mod load;
 mod model;
 pub mod pattern;
@@ -163,21 +164,14 @@ impl Caps {
     /// Caps with a `client/bot` identity named plugfest and these features (disco#info and
     /// caps are always included), the verification string computed per XEP-0115 §5.1.
     pub fn new(node: &str, features: impl IntoIterator<Item = String>) -> Caps {
-        use base64::Engine;
-        use sha1::Digest;
         let mut features: Vec<String> = features.into_iter().collect();
         features.push("http://jabber.org/protocol/disco#info".into());
         features.push("http://jabber.org/protocol/caps".into());
         features.sort();
         features.dedup();
         let identity = ("client".to_string(), "bot".to_string(), String::new(), "plugfest".to_string());
-        // §5.1: identities "category/type/lang/name<" sorted, then features "var<" sorted.
-        let mut s = format!("{}/{}/{}/{}<", identity.0, identity.1, identity.2, identity.3);
-        for f in &features {
-            s.push_str(f);
-            s.push('<');
-        }
-        let ver = base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(s.as_bytes()));
+        let s = caps::verification_string(std::slice::from_ref(&identity), &features, &[]);
+        let ver = caps::hash_sha1(&s);
         Caps { node: node.to_string(), identity, features, ver }
     }
 }

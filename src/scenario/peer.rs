@@ -131,3 +131,46 @@ impl PeerDecl {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ca::Fixture;
+    use std::path::Path;
+
+    fn load(peers: &str) -> Result<crate::scenario::Scenario, crate::scenario::ConfigError> {
+        let text = format!(
+            "id: p\ntitle: t\nroles: [A]\nactors:\n  alice1: {{account: alice, server: A}}\npeers:\n{peers}\nsteps:\n  \
+             - send: {{as: h, xml: \"<message from='${{h.bare}}' to='${{alice1.bare}}'/>\"}}\n"
+        );
+        crate::scenario::parse_str(Path::new("p.yaml"), &text).map(|(s, _)| s)
+    }
+
+    #[test]
+    fn a_peer_is_an_actor_with_its_declaration() {
+        let s = load("  h: {connects_to: A, cert: wrongname, auth: dialback, authzid: \"=\", bidi: true}").unwrap();
+        let h = s.script.actor("h").unwrap();
+        let peer = h.peer.as_ref().unwrap();
+        assert_eq!(peer.connects_to.as_deref(), Some("A"));
+        assert_eq!(peer.cert, Fixture::WrongName);
+        assert_eq!(peer.auth, super::PeerAuth::Dialback);
+        assert_eq!(peer.authzid, None, "\"=\" sends no authorization identity");
+        assert!(peer.bidi && peer.starttls && !peer.direct_tls && h.connect_at_start);
+        let defaults = load("  h: {}").unwrap();
+        let d = defaults.script.actor("h").unwrap().peer.clone().unwrap();
+        assert_eq!((d.cert, d.auth, d.authzid.as_deref(), d.user.as_str()), (Fixture::Good, super::PeerAuth::Auto, Some(""), "u"));
+        assert_eq!(d.connects_to, None, "without connects_to a peer only receives");
+    }
+
+    #[test]
+    fn a_bad_peer_declaration_is_an_error_at_its_line() {
+        let e = load("  h: {cert: nosuchcert}").unwrap_err();
+        assert_eq!(e.line, 7, "{e}");
+        assert!(e.to_string().contains("unknown certificate fixture") && e.hint.unwrap().contains("wrongname"));
+        let e = load("  h: {connects_to: C}").unwrap_err();
+        assert!(e.to_string().contains("unknown role 'C'"), "{e}");
+        let e = load("  alice1: {}").unwrap_err();
+        assert!(e.to_string().contains("already used"), "{e}");
+        let e = load("  h: {behaviour: {starttls: sometimes}}").unwrap_err();
+        assert!(e.line == 7 && e.to_string().contains("sometimes"), "{e}");
+    }
+}
