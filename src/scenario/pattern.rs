@@ -16,7 +16,8 @@
 //! Attributes in the `urn:plugfest:pattern` namespace (prefix `pf`, pre-bound in patterns) are
 //! instructions, never compared: `pf:absent=''` on a child (no child may match it) and
 //! `pf:strict=''` (exactly the listed attributes and children, always-ignorable additions excepted)
-//! and `pf:exact='from jid'` (these attributes are compared as strings, not as JIDs).
+//! and `pf:exact='from jid'` (these attributes are compared as strings, not as JIDs) and
+//! `pf:caps-ver='{ver}'` (the element's identities, features and forms hash to that XEP-0115 `ver`).
 
 use crate::jid::Jid;
 use crate::xml::{Element, NS_XML};
@@ -50,6 +51,10 @@ fn is_exact(p: &Element, ns: &str, name: &str) -> bool {
     ns.is_empty() && p.attr_ns(NS_PATTERN, "exact").is_some_and(|names| names.split_whitespace().any(|n| n == name))
 }
 
+/// The instruction `pf:caps-ver`: the XEP-0115 §5.1 verification string (SHA-1) the element's
+/// identities, features and extended forms must hash to.
+const CAPS_VER: &str = "caps-ver";
+
 fn is_absent(p: &Element) -> bool {
     p.attr_ns(NS_PATTERN, "absent").is_some()
 }
@@ -62,11 +67,25 @@ pub fn check_instructions(pattern: &Element) -> Result<(), String> {
 
 fn check_el(p: &Element, top: bool) -> Result<(), String> {
     for a in p.attrs.iter().filter(|a| a.ns == NS_PATTERN) {
-        if a.name != "strict" && a.name != "absent" && a.name != "exact" {
+        if a.name != "strict" && a.name != "absent" && a.name != "exact" && a.name != CAPS_VER {
             return Err(format!(
-                "unknown instruction pf:{} on <{}>: pf:strict, pf:absent and pf:exact exist",
+                "unknown instruction pf:{} on <{}>: pf:strict, pf:absent, pf:exact and pf:caps-ver exist",
                 a.name, p.name
             ));
+        }
+        if a.name == CAPS_VER {
+            match ValueMatch::parse(&a.value) {
+                ValueMatch::Backref(_) => {}
+                ValueMatch::Literal(v) if !v.trim().is_empty() => {}
+                _ => {
+                    return Err(format!(
+                        "pf:caps-ver takes the ver to compare with: a captured value such as '{{ver}}' or a literal, \
+                         not '{}'",
+                        a.value
+                    ))
+                }
+            }
+            continue;
         }
         if a.name == "exact" {
             let names: Vec<&str> = a.value.split_whitespace().collect();
@@ -178,6 +197,10 @@ fn collect_uses(p: &Element, out: &mut Vec<CaptureUse>) {
     }
     for c in p.elements() {
         collect_uses(c, out);
+    }
+    // pf:caps-ver='{ver}' refers to a capture, checked after the element's children.
+    if let Some(ValueMatch::Backref(n)) = p.attr_ns(NS_PATTERN, CAPS_VER).map(ValueMatch::parse) {
+        out.push(CaptureUse::Refer(n.into()));
     }
 }
 
@@ -345,10 +368,24 @@ fn match_el(p: &Element, e: &Element, captures: &Captures, budget: &mut usize) -
     }
     let wanted: Vec<&Element> = p.elements().filter(|c| !is_absent(c)).collect();
     let mut used = vec![false; available.len()];
-    match assign(&wanted, &available, &mut used, strict, caps, budget) {
-        Ok((caps, s)) => Ok((caps, score + s)),
-        Err(m) => Err(Mismatch { score: score + m.score, reason: m.reason }),
+    let (caps, size) = match assign(&wanted, &available, &mut used, strict, caps, budget) {
+        Ok((caps, s)) => (caps, score + s),
+        Err(m) => return Err(Mismatch { score: score + m.score, reason: m.reason }),
+    };
+    if let Some(expected) = p.attr_ns(NS_PATTERN, CAPS_VER) {
+        let actual = super::caps::ver_of(e);
+        let mut scratch = caps.clone();
+        check_value(expected, &actual, false, &mut scratch).map_err(|wanted| Mismatch {
+            score: size,
+            reason: format!(
+                "its identities, features and forms hash to ver '{actual}' (XEP-0115 §5.1, SHA-1), not {wanted}; \
+                 hashed: \"{}\"",
+                super::caps::verification_string_of(e)
+            ),
+        })?;
+        return Ok((caps, size + 1));
     }
+    Ok((caps, size))
 }
 
 /// Match each wanted child to a distinct available child (backtracking), returning captures
@@ -667,6 +704,41 @@ mod tests {
         assert_eq!(best, &b);
         assert!(m.reason.starts_with("attribute 'from'"), "{}", m.reason);
         assert!(closest(&p, [&a], &Captures::new()).is_none());
+    }
+
+    #[test]
+    fn caps_ver_checks_the_xep_0115_hash_of_the_element() {
+        let parse = |s: &str| crate::scenario::parse_pattern(s).unwrap();
+        // XEP-0115 §5.2's example.
+        let answer = parse(
+            "<iq type='result'><query xmlns='http://jabber.org/protocol/disco#info'>\
+             <identity category='client' name='Exodus 0.9.1' type='pc'/>\
+             <feature var='http://jabber.org/protocol/caps'/><feature var='http://jabber.org/protocol/disco#info'/>\
+             <feature var='http://jabber.org/protocol/disco#items'/><feature var='http://jabber.org/protocol/muc'/>\
+             </query></iq>",
+        );
+        let p = parse("<iq type='result'><query xmlns='http://jabber.org/protocol/disco#info' pf:caps-ver='{ver}'/></iq>");
+        assert_eq!(check_instructions(&p), Ok(()));
+        assert_eq!(capture_uses(&p), vec![CaptureUse::Refer("ver".into())]);
+        let mut captured = Captures::new();
+        captured.insert("ver".into(), "QgayPKawpkPSDYmwT/WM94uAlu0=".into());
+        assert!(match_element(&p, &answer, &captured).is_ok());
+        let literal = parse(
+            "<iq><query xmlns='http://jabber.org/protocol/disco#info' pf:caps-ver='QgayPKawpkPSDYmwT/WM94uAlu0='/></iq>",
+        );
+        assert!(match_element(&literal, &answer, &Captures::new()).is_ok());
+        captured.insert("ver".into(), "AAAA".into());
+        let why = match_element(&p, &answer, &captured).unwrap_err().reason;
+        assert!(
+            why.contains("hash to ver 'QgayPKawpkPSDYmwT/WM94uAlu0=' (XEP-0115 §5.1, SHA-1), not 'AAAA' (captured as {ver})"),
+            "{why}"
+        );
+        assert!(why.contains("client/pc//Exodus 0.9.1<"), "{why}");
+        // Captures and wildcards make no sense as the value.
+        for bad in ["{=ver}", "{*}", "{absent}", ""] {
+            let p = parse(&format!("<query xmlns='http://jabber.org/protocol/disco#info' pf:caps-ver='{bad}'/>"));
+            assert!(check_instructions(&p).unwrap_err().contains("pf:caps-ver"), "{bad}");
+        }
     }
 
     #[test]

@@ -434,3 +434,26 @@ async fn a_hub_routes_each_connection_to_the_peer_serving_its_to_domain() {
     let err = sender.connect("one.test", &sender.outbound_options()).await.err().expect("one.test is gone");
     assert!(err.to_string().contains("host-unknown"), "{err}");
 }
+
+#[tokio::test]
+async fn a_hostile_connection_on_the_hub_does_not_hold_up_other_peers() {
+    let world = World::new();
+    let hub = S2sHub::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let mut good = S2sPeer::start_on(&hub, PeerConfig { listen: None, ..world.config("good.test") }).unwrap();
+    // Connections that stall before their header is complete, or send garbage, while a real one federates.
+    let mut stalled = TcpStream::connect(hub.local_addr()).await.unwrap();
+    stalled.write_all(b"<?xml version='1.0'?><stream:stream xmlns='jabber:server' to='good.te").await.unwrap();
+    let mut garbage = TcpStream::connect(hub.local_addr()).await.unwrap();
+    garbage.write_all(b"\x16\x03\x01 not xml at all <<<<").await.unwrap();
+
+    let sender = S2sPeer::start(PeerConfig { listen: None, ..world.config("sender.test") }).await.unwrap();
+    sender.add_static_target("good.test", hub.local_addr());
+    let started = Instant::now();
+    let mut link = sender.connect("good.test", &sender.outbound_options()).await.expect("federates meanwhile");
+    link.send(&message("u@sender.test", "x@good.test", "still served")).await.unwrap();
+    good.expect_stanza(soon(5), |e| e.name == "message").await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    // The garbage connection is dropped at once; neither hostile connection became a leg of the peer.
+    assert!(read_all(&mut garbage).await.is_empty());
+    assert_eq!(good.legs().len(), 1);
+}
