@@ -47,8 +47,12 @@ pub(crate) fn config() -> Result<String> {
     // no server reuses s2s state (links, dialback results, retry timers) from an earlier case. No SRV records
     // below harness.lab: servers fall back to the A record and port 5269 (RFC 6120 §3.2.2).
     let wildcards = [context! { name => HARNESS.0, address => HARNESS.1.to_string() }];
-    // XEP-0368 direct TLS (CATALOG G14): Prosody listens for it on s2s; ejabberd publishes none.
-    let direct_tls = [context! { domain => PROSODY.domain, port => prosody::S2S_DIRECT_TLS_PORT }];
+    // XEP-0368 direct TLS (CATALOG G14): Prosody listens for it on c2s and s2s; ejabberd publishes none.
+    let direct_tls = [context! {
+        domain => PROSODY.domain,
+        s2s_port => prosody::S2S_DIRECT_TLS_PORT,
+        c2s_port => prosody::C2S_DIRECT_TLS_PORT
+    }];
     let ctx =
         context! { zone => ZONE, address => ADDRESS.to_string(), hosts, servers, s2s_only, wildcards, direct_tls };
     render("dnsmasq.conf", TEMPLATE, ctx)
@@ -90,9 +94,10 @@ mod tests {
         assert!(!text.contains("_xmpp-client._tcp.harness.lab"));
         assert!(text.contains("host-record=down.lab,127.0.0.21\n") && !text.contains("down.lab,5269"));
         assert!(!text.contains("nxdomain.lab"), "nxdomain.lab has no records at all");
-        // Direct TLS (XEP-0368) for Prosody's s2s only.
+        // Direct TLS (XEP-0368) for Prosody only.
         assert!(text.contains("srv-host=_xmpps-server._tcp.prosody.lab,prosody.lab,5270\n"), "{text}");
-        assert!(!text.contains("_xmpps-server._tcp.ejabberd.lab") && !text.contains("_xmpps-client"));
+        assert!(text.contains("srv-host=_xmpps-client._tcp.prosody.lab,prosody.lab,5223\n"), "{text}");
+        assert!(!text.contains("_xmpps-server._tcp.ejabberd.lab") && !text.contains("_xmpps-client._tcp.ejabberd"));
     }
 
     #[test]

@@ -17,6 +17,8 @@ const SERVER: &LabServer = &PROSODY;
 pub(crate) const IDN_DOMAIN: &str = "bücher.lab";
 /// Where Prosody accepts s2s with direct TLS (XEP-0368; `_xmpps-server._tcp` in the lab DNS).
 pub(crate) const S2S_DIRECT_TLS_PORT: u16 = 5270;
+/// Where Prosody accepts clients with direct TLS (XEP-0368; `_xmpps-client._tcp` in the lab DNS).
+pub(crate) const C2S_DIRECT_TLS_PORT: u16 = 5223;
 
 fn dir(lab: &Layout) -> PathBuf {
     lab.component_dir(SERVER.name)
@@ -85,6 +87,7 @@ pub(crate) fn config(
             secure => profile == S2sPolicy::Secure,
             profile => profile.name(),
             s2s_direct_tls_port => S2S_DIRECT_TLS_PORT,
+            c2s_direct_tls_port => C2S_DIRECT_TLS_PORT,
         },
     )
 }

@@ -29,6 +29,9 @@ pub enum TlsMode {
     Optional,
     /// Never start TLS (only for servers that have none; PLAIN is then refused).
     Disabled,
+    /// XEP-0368 direct TLS: reach the server by `_xmpps-client._tcp` (or the static address and
+    /// port) and start with TLS (SNI = the domain, ALPN `xmpp-client`); no STARTTLS.
+    Direct,
 }
 
 /// Where trust anchors come from.

@@ -24,7 +24,7 @@ use crate::results::{ConnectionRecord, Level, SpecRef, StepOutcome, StepResult, 
 use crate::scenario::pattern::{closest, match_element, start_tag, Captures};
 use crate::scenario::{
     fmt_duration, AccountDecl, Action, ActorDecl, Alternative, Barrier, Bindings, Caps, ConnectOutcome, Expect,
-    ExpectClosed, ExpectMany, ExpectNone, Gate, GateKind, GateTarget, IqStep, RegisterOutcome, Scenario, Script, Step,
+    ExpectClosed, ExpectFeatures, ExpectMany, ExpectNone, Gate, GateKind, GateTarget, IqStep, RegisterOutcome, Scenario, Script, Step,
     Template, LOCAL, S2S,
 };
 use crate::servers::Server;
@@ -639,6 +639,7 @@ pub async fn execute(script: &Script, world: &World, connector: &dyn Connector) 
         events,
         sessions: 0,
         links_seen: BTreeSet::new(),
+        ended_early: false,
     };
     let mut steps = Vec::with_capacity(script.steps.len());
     let mut stop: Option<(Verdict, String)> = None;
@@ -654,7 +655,7 @@ pub async fn execute(script: &Script, world: &World, connector: &dyn Connector) 
     }
     let mut first_warning: Option<String> = None;
     for (index, step) in script.steps.iter().enumerate() {
-        if stop.is_some() {
+        if stop.is_some() || ex.ended_early {
             steps.push(ex.not_run(index, step));
             continue;
         }
@@ -705,6 +706,8 @@ struct Live {
     session: u64,
     /// Set once the stream has ended: `Some(reason)` or `None` for a clean close by the server.
     ended: Option<Option<String>>,
+    /// The stream features the server offered after authentication (`expect_features`).
+    features: Element,
 }
 
 #[derive(Default)]
@@ -748,6 +751,9 @@ struct Executor<'a> {
     /// (sender's domain, receiver's domain) of every stanza that crossed domains in this case:
     /// once a direction has carried one, that s2s link is up.
     links_seen: BTreeSet<(String, String)>,
+    /// Set by an `expect_features` step with `otherwise: end` that found no matching feature:
+    /// the remaining steps are not run, the verdict stays as it is.
+    ended_early: bool,
 }
 
 impl Executor<'_> {
@@ -935,7 +941,7 @@ impl Executor<'_> {
         ));
         let state = self.actors.entry(decl.name.clone()).or_default();
         state.buffer.clear();
-        state.live = Some(Live { outbox: link.outbox, pump, session, ended: None });
+        state.live = Some(Live { outbox: link.outbox, pump, session, ended: None, features: link.features });
     }
 
     /// After login: the roster request (which makes the resource "interested") and the
@@ -1173,6 +1179,7 @@ impl Executor<'_> {
             Action::Register { account, outcome, condition, spec } => {
                 return self.register(account, *outcome, condition.as_deref(), spec.as_ref(), result).await
             }
+            Action::ExpectFeatures(e) => return self.expect_features(e, result),
             Action::Disconnect { actor, abrupt: false } => {
                 self.disconnect(actor).await;
                 Ok(())
@@ -1632,6 +1639,36 @@ impl Executor<'_> {
                 failed(result, iq.spec.as_ref(), message)
             }
         }
+    }
+
+    /// A child of the actor's stream features (after authentication) matches the pattern.
+    fn expect_features(&mut self, e: &ExpectFeatures, mut result: StepResult) -> StepResult {
+        let who = self.world.who(&e.actor);
+        let (text, pattern) = match self.pattern(&e.pattern) {
+            Ok(p) => p,
+            Err(m) => return error(result, m),
+        };
+        result.expected = Some(text);
+        let Some(features) = self.actors.get(&e.actor).and_then(|s| s.live.as_ref()).map(|l| l.features.clone()) else {
+            return error(result, format!("{who} is not connected"));
+        };
+        result.received = vec![features.to_xml_in(NS_CLIENT)];
+        for offered in features.elements() {
+            if let Ok(captures) = match_element(&pattern, offered, &self.bindings.captures) {
+                self.bindings.captures = captures;
+                result.received = vec![offered.to_xml_in(NS_CLIENT)];
+                return result;
+            }
+        }
+        let closest = self.closest_text(&pattern, &features.elements().cloned().collect::<Vec<_>>());
+        let message = format!("{who}: no stream feature after authentication matches{closest}");
+        if e.end_if_absent {
+            self.ended_early = true;
+            result.outcome = StepOutcome::Info;
+            result.message = Some(format!("{message}; the case ends here (otherwise: end), the remaining steps do not apply"));
+            return result;
+        }
+        failed(result, e.spec.as_ref(), message)
     }
 
     /// The server closes the actor's stream; the actor is disconnected afterwards whatever happened.
@@ -2124,6 +2161,8 @@ mod tests {
         extra: Option<Extra>,
         /// Stream features offered after authentication (their namespaces).
         stream_features: Vec<String>,
+        /// More stream features offered after authentication, as they are.
+        feature_elements: Vec<Element>,
         /// Features listed in disco#info of any domain or account.
         disco: Vec<String>,
         /// Account → what its in-band registration comes to: the JID, or the refusal's condition.
@@ -2202,9 +2241,14 @@ mod tests {
             if stanza.child("ping", NS_PING).is_some() && stanza.attr("to").is_none() {
                 return Some(reply("result"));
             }
-            // Queries for a node (caps) go to whoever the stanza is addressed to.
-            if stanza.child("query", NS_DISCO_INFO).is_some_and(|q| q.attr("node").is_none()) {
+            // Queries for a node (caps) go to whoever the stanza is addressed to; a domain
+            // answers its own (mirroring the node).
+            let to_domain = stanza.attr("to").is_some_and(|t| !t.contains('@'));
+            if let Some(q) = stanza.child("query", NS_DISCO_INFO).filter(|q| q.attr("node").is_none() || to_domain) {
                 let mut query = Element::new("query", NS_DISCO_INFO);
+                if let Some(node) = q.attr("node") {
+                    query.set_attr("node", node);
+                }
                 for f in &self.disco {
                     query = query.with_child(Element::new("feature", NS_DISCO_INFO).with_attr("var", f.as_str()));
                 }
@@ -2324,6 +2368,9 @@ mod tests {
                 for ns in &self.stream_features {
                     features = features.with_child(Element::new("feature", ns.as_str()));
                 }
+                for e in &self.feature_elements {
+                    features = features.with_child(e.clone());
+                }
                 Ok(Link { jid, features, outbox: Arc::new(outbox), incoming })
             })
         }
@@ -2369,6 +2416,49 @@ mod tests {
 
     const CHAT: &str =
         "  - send: {as: alice1, xml: \"<message id='m1' to='${bob.bare}' type='chat'><body>hi ü</body></message>\"}\n";
+
+    #[tokio::test]
+    async fn expect_features_captures_and_caps_ver_checks_the_servers_hash() {
+        let mut n = net();
+        n.disco = vec!["urn:xmpp:ping".into(), "http://jabber.org/protocol/disco#info".into()];
+        // What the fake server answers to disco#info, and the ver that hashes it.
+        let mut query = Element::new("query", NS_DISCO_INFO);
+        for f in &n.disco {
+            query = query.with_child(Element::new("feature", NS_DISCO_INFO).with_attr("var", f.as_str()));
+        }
+        let good = crate::scenario::caps::ver_of(&query);
+        let caps = |ver: &str| {
+            Element::new("c", NS_CAPS).with_attr("hash", "sha-1").with_attr("node", "https://fake").with_attr("ver", ver)
+        };
+        let steps = "  - expect_features: {actor: alice1, xml: \"<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='{=node}' ver='{=ver}'/>\", otherwise: end}\n\
+                     \x20 - iq: {as: alice1, xml: \"<iq type='get' to='${A}'><query xmlns='http://jabber.org/protocol/disco#info' node='${node}#${ver}'/></iq>\", \
+                     expect: \"<iq type='result'><query xmlns='http://jabber.org/protocol/disco#info' pf:caps-ver='{ver}'/></iq>\", \
+                     ref: {spec: XEP-0115, section: '5', level: SHOULD}}\n";
+        n.feature_elements = vec![caps(&good)];
+        let o = run(&n, steps).await;
+        assert_eq!((o.verdict, outcomes(&o)), (Verdict::Pass, vec![P, P]), "{:?}", o.message);
+        assert!(o.steps[0].received[0].contains(&good), "{:?}", o.steps[0].received);
+        let asked = n.state.lock().unwrap().sent_by("alice1");
+        assert!(asked.iter().any(|s| s.contains(&format!("node='https://fake#{good}'"))), "{asked:?}");
+
+        // A ver that does not hash the features: the SHOULD warns, naming both.
+        let mut n2 = net();
+        n2.disco = n.disco.clone();
+        n2.feature_elements = vec![caps("AAAA")];
+        let o = run(&n2, steps).await;
+        assert_eq!((o.verdict, outcomes(&o)), (Verdict::Warn, vec![P, W]), "{:?}", o.message);
+        let m = o.message.unwrap();
+        assert!(m.contains(&format!("hash to ver '{good}'")) && m.contains("not 'AAAA' (captured as {ver})"), "{m}");
+
+        // No caps feature: `otherwise: end` ends the case here, without a failure.
+        let o = run(&net(), steps).await;
+        assert_eq!((o.verdict, outcomes(&o)), (Verdict::Pass, vec![I, N]), "{:?}", o.message);
+        let m = o.steps[0].message.as_deref().unwrap();
+        assert!(m.contains("no stream feature after authentication matches") && m.contains("the case ends here"), "{m}");
+        // Without `otherwise: end` it is a failure (MUST without a ref).
+        let o = run(&net(), &steps.replace(", otherwise: end", "")).await;
+        assert_eq!((o.verdict, outcomes(&o)), (Verdict::Fail, vec![F, N]), "{:?}", o.message);
+    }
 
     #[tokio::test]
     async fn a_routed_message_matches_and_the_case_passes() {

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod case;
 pub mod peer;
 pub mod server_version;
+pub mod tls_probe;
 
 use crate::plan::Case;
 use crate::results::{CaseResult, ConnectionRecord, Run, ServerSummary, Verdict, SCHEMA_VERSION};

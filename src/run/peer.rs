@@ -89,8 +89,13 @@ pub async fn connect(
     // A DNS label: actor names may hold '_' (and capitals), which host names may not.
     let label: String =
         actor.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
-    let domain = format!("{label}-{tag}.{}", env.parent_domain).to_ascii_lowercase();
-    let (ca, fixture, cert_domain) = (env.ca.clone(), decl.cert, domain.clone());
+    let base = format!("{label}-{tag}.{}", env.parent_domain).to_ascii_lowercase();
+    let domain = match &decl.subdomain {
+        Some(sub) => format!("{}.{base}", sub.to_ascii_lowercase()),
+        None => base.clone(),
+    };
+    // The certificate is for the peer's own domain, also when it plays a subdomain of it.
+    let (ca, fixture, cert_domain) = (env.ca.clone(), decl.cert, base);
     let cert = tokio::task::spawn_blocking(move || PeerCert::issue_fixture(&ca, &cert_domain, fixture))
         .await
         .map_err(|e| format!("issuing the {} certificate failed: {e}", fixture.name()))?

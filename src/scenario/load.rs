@@ -145,7 +145,7 @@ pub(super) fn explain_yaml_error(mut e: ConfigError) -> ConfigError {
     let hint = if m.contains("unknown variant") && m.contains("send") {
         Some(
             "steps are send, send_raw, expect, expect_none, expect_unordered, expect_sequence, iq, expect_closed, \
-             use, connect, disconnect and register"
+             expect_features, use, connect, disconnect and register"
                 .to_string(),
         )
     } else if m.contains("unknown variant") && m.contains("marker") {
@@ -1147,6 +1147,18 @@ steps:
         assert!(e.hint.unwrap().contains("disconnected at line 14"));
         let e = bad("  - send_raw: {as: alice1, data: \"${nobody}\"}\n");
         assert!(e.message.contains("unknown variable ${nobody}"), "{e}");
+        // expect_features: a known `otherwise`, captures defined before pf:caps-ver uses them.
+        let e = bad("  - expect_features: {actor: alice1, xml: \"<c xmlns='http://jabber.org/protocol/caps'/>\", otherwise: skip}\n");
+        assert!(e.message.contains("unknown variant `skip`"), "{e}");
+        let e = bad("  - iq: {as: alice1, xml: \"<iq type='get'/>\", expect: \"<iq><query xmlns='http://jabber.org/protocol/disco#info' pf:caps-ver='{v}'/></iq>\"}\n");
+        assert!(e.message.contains("{v}"), "{e}");
+        let e = bad("  - iq: {as: alice1, xml: \"<iq type='get'/>\", expect: \"<iq><query xmlns='http://jabber.org/protocol/disco#info' pf:caps-ver='{*}'/></iq>\"}\n");
+        assert!(e.message.contains("pf:caps-ver takes the ver"), "{e}");
+        with_steps(
+            "  - expect_features: {actor: alice1, xml: \"<c xmlns='http://jabber.org/protocol/caps' ver='{=v}'/>\", otherwise: end}\n\
+             \x20 - iq: {as: alice1, xml: \"<iq type='get'/>\", expect: \"<iq><query xmlns='http://jabber.org/protocol/disco#info' pf:caps-ver='{v}'/></iq>\"}\n",
+        )
+        .unwrap();
     }
 
     #[test]

@@ -223,6 +223,20 @@ pub enum Action {
     /// Try to create an account (`create: false`) by XEP-0077 in-band registration; `outcome`
     /// says what the attempt must come to, a refusal is a result to check (`spec`).
     Register { account: String, outcome: RegisterOutcome, condition: Option<String>, spec: Option<SpecRef> },
+    /// A child of the actor's c2s stream features (after authentication) must match a pattern.
+    ExpectFeatures(ExpectFeatures),
+}
+
+/// A child of an actor's `<stream:features/>` offered after authentication matches `pattern`
+/// (captures work as in `expect`).
+#[derive(Clone, Debug)]
+pub struct ExpectFeatures {
+    pub actor: String,
+    pub pattern: Template,
+    /// `otherwise: end`: when no feature matches, the case ends here without a failure (the
+    /// remaining steps need what the feature would have given), the step recording why.
+    pub end_if_absent: bool,
+    pub spec: Option<SpecRef>,
 }
 
 pub use model::{ConnectOutcome, RegisterOutcome};
@@ -261,7 +275,8 @@ impl Action {
             | Action::SendRaw { .. }
             | Action::Connect { .. }
             | Action::Disconnect { .. }
-            | Action::Register { .. } => vec![],
+            | Action::Register { .. }
+            | Action::ExpectFeatures(_) => vec![],
         }
     }
 }
@@ -380,6 +395,7 @@ impl Step {
             Action::Connect { .. } => "connect",
             Action::Disconnect { .. } => "disconnect",
             Action::Register { .. } => "register",
+            Action::ExpectFeatures(_) => "expect_features",
         }
     }
 
@@ -392,6 +408,7 @@ impl Step {
             Action::Iq(e) => e.spec.as_ref(),
             Action::ExpectClosed(e) => e.spec.as_ref(),
             Action::Connect { spec, .. } | Action::Register { spec, .. } => spec.as_ref(),
+            Action::ExpectFeatures(e) => e.spec.as_ref(),
             Action::Send { .. } | Action::SendRaw { .. } | Action::Disconnect { .. } => None,
         }
     }
@@ -478,6 +495,10 @@ impl Step {
                     format!("account {account} is registered in-band (a refusal is recorded, not an error)")
                 }
             },
+            Action::ExpectFeatures(e) => {
+                let otherwise = if e.end_if_absent { " (otherwise the case ends here)" } else { "" };
+                format!("{}'s stream features offer {}{otherwise}", e.actor, one_line(e.pattern.source()))
+            }
         };
         match &self.origin {
             Some(o) => format!("[{} line {}] {text}", o.fixture, o.line),

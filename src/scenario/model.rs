@@ -138,6 +138,29 @@ pub enum RawStep {
     Connect(RawConnect),
     Disconnect(RawDisconnect),
     Register(RawRegister),
+    ExpectFeatures(Box<RawExpectFeatures>),
+}
+
+/// `expect_features: {actor: alice1, xml: "<c xmlns='http://jabber.org/protocol/caps' ver='{=ver}'/>"}`:
+/// a child of the actor's stream features after authentication.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExpectFeatures {
+    pub actor: Spanned<String>,
+    pub xml: Spanned<String>,
+    /// `end`: no matching feature ends the case here, without a failure.
+    #[serde(default)]
+    pub otherwise: Option<Spanned<RawOtherwise>>,
+    #[serde(default, rename = "ref")]
+    pub spec: Option<Spanned<RawRef>>,
+}
+
+/// What an `expect_features` step does when no feature matches, besides failing.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawOtherwise {
+    /// The case ends here; the remaining steps are not run and the verdict stays what it was.
+    End,
 }
 
 /// `register: {account: henry, outcome: refused, condition: jid-malformed, ref: …}`: an

@@ -51,6 +51,10 @@ pub struct RawPeer {
     /// with TLS (SNI = its domain, ALPN `xmpp-server`) instead of STARTTLS.
     #[serde(default)]
     pub direct_tls: Option<bool>,
+    /// Play `<subdomain>.<the peer's domain>`, with the certificate still issued for the peer's
+    /// domain (G09: a `wildcard-only` certificate `*.<domain>` then names the subdomain).
+    #[serde(default)]
+    pub subdomain: Option<String>,
     /// Localpart of `${name.bare}` (default `u`).
     #[serde(default)]
     pub user: Option<String>,
@@ -87,6 +91,7 @@ pub struct PeerDecl {
     pub stream_to: Option<String>,
     pub bidi: bool,
     pub direct_tls: bool,
+    pub subdomain: Option<String>,
     pub user: String,
 }
 
@@ -106,6 +111,7 @@ impl PeerDecl {
             stream_to: None,
             bidi: false,
             direct_tls: false,
+            subdomain: None,
             user: "u".to_string(),
         }
     }
@@ -127,6 +133,7 @@ impl PeerDecl {
             stream_to: raw.stream_to.clone(),
             bidi: raw.bidi.unwrap_or(false),
             direct_tls: raw.direct_tls.unwrap_or(false),
+            subdomain: raw.subdomain.clone(),
             user: raw.user.clone().unwrap_or_else(|| "u".to_string()),
         }
     }

@@ -6,8 +6,8 @@ use super::load::{explain_yaml_error, read, Checker, FIXTURES_DIR};
 use super::model::{OneOrManyNumbers, RawAlternative, RawBarrier, RawFixture, RawStep, RawUse};
 use super::vars::{NameKind, Samples, Scope};
 use super::{
-    Action, ActorDecl, Alternative, Barrier, ConnectOutcome, Expect, ExpectClosed, ExpectMany, ExpectNone, Expected,
-    IqStep, Origin, RegisterOutcome, Step,
+    Action, ActorDecl, Alternative, Barrier, ConnectOutcome, Expect, ExpectClosed, ExpectFeatures, ExpectMany,
+    ExpectNone, Expected, IqStep, Origin, RegisterOutcome, Step,
 };
 use crate::xml::NS_CLIENT;
 use crate::yaml::ConfigError;
@@ -340,6 +340,22 @@ impl<'a> Flow<'a> {
                     condition,
                     spec: c.check_ref(reg.spec.as_ref())?,
                 }
+            }
+            RawStep::ExpectFeatures(exp) => {
+                let actor = self.online_actor(frame, &exp.actor)?;
+                if self.actors.iter().any(|a| a.name == actor && a.peer.is_some()) {
+                    return Err(c
+                        .err(exp.actor.referenced, format!("{} is a peer: it has no c2s stream features", exp.actor.value))
+                        .with_hint("expect_features checks a client actor's <stream:features/> after authentication"));
+                }
+                let (pattern, _) = c.check_pattern(&exp.xml, &mut frame.scope)?;
+                let end_if_absent = exp.otherwise.as_ref().is_some_and(|o| o.value == super::model::RawOtherwise::End);
+                Action::ExpectFeatures(ExpectFeatures {
+                    actor,
+                    pattern,
+                    end_if_absent,
+                    spec: c.check_ref(exp.spec.as_ref())?,
+                })
             }
             RawStep::Disconnect(d) => {
                 let actor = self.online_actor(frame, &d.actor)?;

@@ -155,7 +155,8 @@ pub async fn read_element(
 pub async fn open_tcp(params: &ClientParams, transcript: &Transcript) -> Result<XmlStream, XmppError> {
     let target = &params.target;
     let connect_error = |message: String| XmppError::Connect { target: target.domain.clone(), message };
-    let addrs = match tokio::time::timeout(params.step_timeout, resolve::resolve(target, Service::Client)).await {
+    let service = if params.tls == TlsMode::Direct { Service::DirectClient } else { Service::Client };
+    let addrs = match tokio::time::timeout(params.step_timeout, resolve::resolve(target, service)).await {
         Err(_) => return Err(connect_error(format!("name resolution took longer than {:?}", params.step_timeout))),
         Ok(Err(e)) => return Err(connect_error(format!("{e:#}"))),
         Ok(Ok(addrs)) => addrs,
@@ -234,7 +235,8 @@ pub async fn negotiate_tls(
                 "the server requires STARTTLS but the servers file says `tls: disabled`; use `tls: required`".into(),
             ))
         }
-        (None, _) | (Some(_), TlsMode::Disabled) => return Ok(None),
+        // Direct TLS is established before the stream (`direct_tls`); nothing to negotiate here.
+        (None, _) | (Some(_), TlsMode::Disabled | TlsMode::Direct) => return Ok(None),
         (Some(_), TlsMode::Required | TlsMode::Optional) => {}
     }
 
@@ -530,11 +532,40 @@ pub async fn connect_until_auth(
 ) -> Result<(XmlStream, Element, Option<TlsInfo>), XmppError> {
     let mut stream = open_tcp(params, transcript).await?;
     let domain = params.jid.domain();
+    if params.tls == TlsMode::Direct {
+        return direct_tls(stream, params).await;
+    }
     let (_, features) = open_stream(&mut stream, domain, None, params.lang.as_deref(), params.step_timeout).await?;
     match negotiate_tls(&mut stream, &features, params).await? {
         Some((info, features)) => Ok((stream, features, Some(info))),
         None => Ok((stream, features, None)),
     }
+}
+
+/// XEP-0368 §3: TLS first (SNI = the domain, ALPN `xmpp-client`), then the stream, whose features
+/// must not offer STARTTLS any more.
+async fn direct_tls(
+    mut stream: XmlStream,
+    params: &ClientParams,
+) -> Result<(XmlStream, Element, Option<TlsInfo>), XmppError> {
+    let domain = params.jid.domain();
+    let tls_error = |message: String| XmppError::Tls { domain: domain.to_string(), message };
+    let mut client_tls = tls::client_config(&params.trust).map_err(|e| tls_error(format!("{e:#}")))?;
+    let mut config = (*client_tls.config).clone();
+    config.alpn_protocols = vec![b"xmpp-client".to_vec()];
+    client_tls.config = std::sync::Arc::new(config);
+    let info = stream
+        .start_tls(&client_tls, domain, Instant::now() + params.step_timeout)
+        .await
+        .map_err(|e| tls_error(format!("direct TLS handshake failed: {e}")))?;
+    let (_, features) = open_stream(&mut stream, domain, None, params.lang.as_deref(), params.step_timeout).await?;
+    if features.child("starttls", NS_TLS).is_some() {
+        return Err(XmppError::Protocol(format!(
+            "the server offers STARTTLS inside direct TLS ({}); XEP-0368 §3: STARTTLS MUST NOT be used over direct TLS",
+            show(&features)
+        )));
+    }
+    Ok((stream, features, Some(info)))
 }
 
 /// One request to the writer task.

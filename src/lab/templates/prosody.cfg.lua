@@ -26,6 +26,8 @@ modules_enabled = {
 -- s2s_bidi: bidirectional s2s streams (XEP-0288, CATALOG G13), offered to peers that ask for them.
 -- Direct TLS for s2s (XEP-0368, CATALOG G14) on {{ s2s_direct_tls_port }}; the lab DNS publishes _xmpps-server._tcp for it.
 s2s_direct_tls_ports = { {{ s2s_direct_tls_port }} }
+-- and for clients (XEP-0368 c2s, CATALOG G14), with _xmpps-client._tcp in the lab DNS.
+c2s_direct_tls_ports = { {{ c2s_direct_tls_port }} }
 -- Message archiving (XEP-0313, CATALOG D09): every user's messages, kept for the lab's lifetime.
 default_archive_policy = true
 archive_expires_after = "never"
