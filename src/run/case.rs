@@ -23,9 +23,9 @@ use crate::jid::Jid;
 use crate::results::{ConnectionRecord, Level, SpecRef, StepOutcome, StepResult, Verdict};
 use crate::scenario::pattern::{closest, match_element, start_tag, Captures};
 use crate::scenario::{
-    fmt_duration, AccountDecl, Action, ActorDecl, Alternative, Barrier, Bindings, Caps, ConnectOutcome, Expect,
-    ExpectClosed, ExpectFeatures, ExpectMany, ExpectNone, Gate, GateKind, GateTarget, IqStep, RegisterOutcome, Scenario, Script, Step,
-    Template, LOCAL, S2S,
+    fmt_duration, AccountDecl, Action, ActorDecl, Alternative, Barrier, Bindings, Caps, ConnectOutcome, Consistent,
+    Expect, ExpectClosed, ExpectFeatures, ExpectMany, ExpectNone, Gate, GateKind, GateTarget, IqStep, RegisterOutcome,
+    Scenario, Script, Step, Template, LOCAL, S2S,
 };
 use crate::servers::Server;
 use crate::xml::{Element, NS_CLIENT, NS_STREAM};
@@ -190,6 +190,7 @@ async fn run_script(env: &CaseEnv<'_>, script: &Script) -> CaseOutcome {
     for (role, server) in &env.roles {
         world.bindings.roles.insert(role.clone(), server.domain.clone());
         world.servers.insert(role.clone(), format!("{} ({})", server.name, server.domain));
+        world.role_servers.insert(role.clone(), (*server).clone());
     }
     for (name, account) in &env.accounts {
         world.bindings.accounts.insert(name.clone(), account.jid.clone());
@@ -331,6 +332,11 @@ impl Connector for XmppConnector<'_> {
             );
             if actor.lang.is_some() {
                 params.lang = actor.lang.clone();
+            }
+            if actor.direct_tls {
+                // Found by `_xmpps-client._tcp`, not the servers file's STARTTLS port.
+                params.tls = crate::net::tls::TlsMode::Direct;
+                params.target.port = None;
             }
             let transcript = Transcript::new();
             let result = Session::connect(&params, transcript.clone()).await;
@@ -602,6 +608,8 @@ pub struct World {
     pub setup_timeout: Duration,
     /// The wait of expect-like steps that do not say (CATALOG §0.4).
     pub default_within: Duration,
+    /// Role → its server, for steps that reach a server directly (`tls_probe`).
+    pub role_servers: BTreeMap<String, Server>,
 }
 
 impl Default for World {
@@ -612,6 +620,7 @@ impl Default for World {
             servers: BTreeMap::new(),
             setup_timeout: Duration::from_secs(2),
             default_within: LOCAL,
+            role_servers: BTreeMap::new(),
         }
     }
 }
@@ -660,7 +669,10 @@ pub async fn execute(script: &Script, world: &World, connector: &dyn Connector) 
             continue;
         }
         let started = Instant::now();
-        let mut result = ex.run_step(index, step).await;
+        let mut result = match &step.action {
+            Action::Consistent(c) => consistent(ex.step_result(index, step), c, &script.steps[..index], &steps),
+            _ => ex.run_step(index, step).await,
+        };
         result.duration_ms = started.elapsed().as_millis() as u64;
         let located = |m: &Option<String>| format!("{}: {}", step.location(), m.as_deref().unwrap_or("failed"));
         match result.outcome {
@@ -680,6 +692,50 @@ pub async fn execute(script: &Script, world: &World, connector: &dyn Connector) 
         (None, None) => (Verdict::Pass, None),
     };
     CaseOutcome { verdict, message, steps, connections: Vec::new() }
+}
+
+/// A `consistent` step: count the votes of the earlier tallied steps that ran (holding or not) for
+/// and against each label; the step holds when some label has votes for it and none against.
+fn consistent(mut result: StepResult, c: &Consistent, earlier: &[Step], results: &[StepResult]) -> StepResult {
+    // label → (lines voting for, lines voting against)
+    let mut votes: BTreeMap<&str, (Vec<usize>, Vec<usize>)> =
+        c.labels.iter().map(|l| (l.as_str(), (Vec::new(), Vec::new()))).collect();
+    for (step, r) in earlier.iter().zip(results) {
+        let Some(t) = &step.tally else { continue };
+        let held = match r.outcome {
+            StepOutcome::Pass => true,
+            StepOutcome::Warn | StepOutcome::Info | StepOutcome::Fail => false,
+            StepOutcome::Error | StepOutcome::NotRun => continue,
+        };
+        if let Some((yes, no)) = votes.get_mut(t.holds.as_str()) {
+            if held { yes } else { no }.push(step.line);
+        }
+        if let Some((yes, no)) = t.fails.as_deref().and_then(|f| votes.get_mut(f)) {
+            if held { no } else { yes }.push(step.line);
+        }
+    }
+    let lines = |v: &[usize]| v.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", ");
+    let counts: Vec<String> = c
+        .labels
+        .iter()
+        .map(|l| {
+            let (yes, no) = &votes[l.as_str()];
+            let against = match no.len() {
+                0 => String::new(),
+                1 => format!(" (line {})", lines(no)),
+                _ => format!(" (lines {})", lines(no)),
+            };
+            format!("{l}: {} for, {} against{against}", yes.len(), no.len())
+        })
+        .collect();
+    let clean: Vec<&str> =
+        c.labels.iter().map(String::as_str).filter(|l| votes[l].1.is_empty() && !votes[l].0.is_empty()).collect();
+    result.received = counts.clone();
+    if clean.is_empty() {
+        return failed(result, c.spec.as_ref(), format!("mixed: no label has every vote ({})", counts.join("; ")));
+    }
+    result.message = Some(format!("consistently {} ({})", clean.join(" and "), counts.join("; ")));
+    result
 }
 
 /// The outcome of a check that did not hold, by the level of the rule it checks (no ref: MUST).
@@ -854,6 +910,45 @@ impl Executor<'_> {
             self.actors.remove(name);
         }
         verdict
+    }
+
+    /// Offer only one TLS version in a STARTTLS handshake with the role's server (OpenSSL); the
+    /// handshake must complete or be refused, as the step says.
+    async fn tls_probe(&mut self, p: &crate::scenario::TlsProbe, mut result: StepResult) -> StepResult {
+        use crate::net::resolve::{self, Service, Target};
+        use crate::run::tls_probe::{probe, ProbeExpect, ProbeService};
+        let Some(server) = self.world.role_servers.get(&p.role).cloned() else {
+            return error(result, format!("no server plays role {} (a plugfest bug)", p.role));
+        };
+        result.expected = Some(format!("{} {}", p.version.name(), p.expect.name()));
+        let (target, service) = match p.service {
+            ProbeService::C2s => (server.target(), Service::Client),
+            ProbeService::S2s => (Target { domain: server.domain.clone(), address: None, port: None }, Service::Server),
+        };
+        let addr = match resolve::resolve(&target, service).await {
+            Ok(addrs) if !addrs.is_empty() => addrs[0],
+            Ok(_) => return error(result, format!("{} has no address for {}", self.server(&p.role), p.service.name())),
+            Err(e) => return error(result, format!("cannot resolve {}: {e:#}", self.server(&p.role))),
+        };
+        let timeout = self.world.setup_timeout.max(Duration::from_secs(10));
+        let seen = match probe(addr, &server.domain, p.service == ProbeService::S2s, p.version, timeout).await {
+            Ok(seen) => seen,
+            Err(e) => return error(result, e),
+        };
+        result.received = vec![seen.summary.clone()];
+        let wanted = p.expect == ProbeExpect::Accepted;
+        if seen.accepted == wanted {
+            return result;
+        }
+        let message = format!(
+            "{} {} a {} handshake offering only {}: {}",
+            self.server(&p.role),
+            if seen.accepted { "accepted" } else { "refused" },
+            p.service.name(),
+            p.version.name(),
+            seen.summary
+        );
+        failed(result, p.spec.as_ref(), message)
     }
 
     /// An SRV gate: `None` when the role's domain publishes the service, else why not.
@@ -1158,6 +1253,7 @@ impl Executor<'_> {
         }
         let default = self.default_within(&step.action.receivers());
         let done = match &step.action {
+            Action::TlsProbe(p) => return self.tls_probe(p, result).await,
             Action::Send { actor, xml } => match self.build(xml) {
                 Ok(el) => self.send(actor, el).await,
                 Err(e) => Err(format!("{}: cannot build the stanza to send: {e}", self.world.who(actor))),
@@ -1180,6 +1276,8 @@ impl Executor<'_> {
                 return self.register(account, *outcome, condition.as_deref(), spec.as_ref(), result).await
             }
             Action::ExpectFeatures(e) => return self.expect_features(e, result),
+            // Judged by `execute` from the earlier steps' results.
+            Action::Consistent(_) => Ok(()),
             Action::Disconnect { actor, abrupt: false } => {
                 self.disconnect(actor).await;
                 Ok(())
@@ -1663,9 +1761,11 @@ impl Executor<'_> {
         let closest = self.closest_text(&pattern, &features.elements().cloned().collect::<Vec<_>>());
         let message = format!("{who}: no stream feature after authentication matches{closest}");
         if e.end_if_absent {
+            // Graded by the ref when there is one (e.g. SHOULD: a warning), else recorded.
             self.ended_early = true;
-            result.outcome = StepOutcome::Info;
-            result.message = Some(format!("{message}; the case ends here (otherwise: end), the remaining steps do not apply"));
+            result.outcome = if e.spec.is_some() { outcome_for(e.spec.as_ref()) } else { StepOutcome::Info };
+            result.message =
+                Some(format!("{message}; the case ends here (otherwise: end), the remaining steps do not apply"));
             return result;
         }
         failed(result, e.spec.as_ref(), message)
@@ -2428,7 +2528,10 @@ mod tests {
         }
         let good = crate::scenario::caps::ver_of(&query);
         let caps = |ver: &str| {
-            Element::new("c", NS_CAPS).with_attr("hash", "sha-1").with_attr("node", "https://fake").with_attr("ver", ver)
+            Element::new("c", NS_CAPS)
+                .with_attr("hash", "sha-1")
+                .with_attr("node", "https://fake")
+                .with_attr("ver", ver)
         };
         let steps = "  - expect_features: {actor: alice1, xml: \"<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='{=node}' ver='{=ver}'/>\", otherwise: end}\n\
                      \x20 - iq: {as: alice1, xml: \"<iq type='get' to='${A}'><query xmlns='http://jabber.org/protocol/disco#info' node='${node}#${ver}'/></iq>\", \
@@ -2454,10 +2557,47 @@ mod tests {
         let o = run(&net(), steps).await;
         assert_eq!((o.verdict, outcomes(&o)), (Verdict::Pass, vec![I, N]), "{:?}", o.message);
         let m = o.steps[0].message.as_deref().unwrap();
-        assert!(m.contains("no stream feature after authentication matches") && m.contains("the case ends here"), "{m}");
+        assert!(
+            m.contains("no stream feature after authentication matches") && m.contains("the case ends here"),
+            "{m}"
+        );
         // Without `otherwise: end` it is a failure (MUST without a ref).
         let o = run(&net(), &steps.replace(", otherwise: end", "")).await;
         assert_eq!((o.verdict, outcomes(&o)), (Verdict::Fail, vec![F, N]), "{:?}", o.message);
+        // With a SHOULD ref, the missing feature warns and the case still ends there.
+        let should =
+            steps.replace("otherwise: end}", "otherwise: end, ref: {spec: RFC6121, section: '12', level: SHOULD}}");
+        let o = run(&net(), &should).await;
+        assert_eq!((o.verdict, outcomes(&o)), (Verdict::Warn, vec![W, N]), "{:?}", o.message);
+    }
+
+    #[tokio::test]
+    async fn consistent_tallies_the_votes_of_earlier_steps() {
+        let n = net();
+        let may = |tally: &str| format!("ref: {{spec: RFC7622, section: '3.5', level: MAY, tally: {tally}}}");
+        let base = format!(
+            "{CHAT}  - expect: {{to: bob1, xml: \"<message id='m1'/>\", {}}}\n\
+             \x20 - expect: {{to: bob1, within: 100ms, xml: \"<message id='nope'/>\", {}}}\n",
+            may("precis"),
+            may("{holds: stringprep, fails: precis}")
+        );
+        let verdict =
+            "  - consistent: {tallies: [precis, stringprep], ref: {spec: RFC7622, section: A, level: SHOULD}}\n";
+        let o = run(&n, &format!("{base}{verdict}")).await;
+        assert_eq!((o.verdict, outcomes(&o)), (Verdict::Pass, vec![P, P, I, P]), "{:?}", o.message);
+        assert_eq!(
+            o.steps[3].message.as_deref(),
+            Some("consistently precis (precis: 2 for, 0 against; stringprep: 0 for, 1 against (line 13))")
+        );
+        // One more precis check that does not hold: mixed, a warning naming the line.
+        let mixed = format!(
+            "{base}  - expect: {{to: bob1, within: 100ms, xml: \"<message id='nope2'/>\", {}}}\n{verdict}",
+            may("precis")
+        );
+        let o = run(&n, &mixed).await;
+        assert_eq!((o.verdict, outcomes(&o)), (Verdict::Warn, vec![P, P, I, I, W]), "{:?}", o.message);
+        let m = o.message.unwrap();
+        assert!(m.contains("mixed: no label has every vote (precis: 2 for, 1 against (line 14)"), "{m}");
     }
 
     #[tokio::test]

@@ -180,33 +180,30 @@ async fn negotiate(
             return Ok((None, received));
         }
     };
-    let mut failure: Option<(String, String)> = None;
+    // The first step that failed (the server refused), if any.
+    let mut refused: Option<String> = None;
     if decl.starttls && !decl.direct_tls {
-        if let Err(e) = link.starttls().await {
-            failure = Some(("refused".into(), e.to_string()));
-        }
+        refused = link.starttls().await.err().map(|e| e.to_string());
     }
-    if failure.is_none() {
-        if let Err(e) = link.authenticate().await {
-            failure = Some(("refused".into(), e.to_string()));
-        }
+    if refused.is_none() {
+        refused = link.authenticate().await.err().map(|e| e.to_string());
     }
     let method = match link.authenticated() {
         Some(AuthMethod::SaslExternal) => "sasl-external",
         Some(_) => "dialback",
         None => "none",
     };
-    let (result, detail) = match failure {
-        Some((result, detail)) => (result, detail),
-        None if decl.auth == PeerAuth::None => ("not-attempted".to_string(), String::new()),
-        None => ("authenticated".to_string(), String::new()),
+    let (result, detail) = match refused {
+        Some(why) => ("refused", why),
+        None if decl.auth == PeerAuth::None => ("not-attempted", String::new()),
+        None => ("authenticated", String::new()),
     };
     // From the record: TLS may have been established even when a later step failed.
     let record = link.record();
     let tls = record.as_ref().is_some_and(|r| r.tls.is_some());
     let server_cert = record.and_then(|r| r.peer_cert).map(|c| if c.accepted() { "valid" } else { "invalid" });
     let mut received = link.take_received();
-    received.push(negotiated(tls, server_cert, method, &result, &detail));
+    received.push(negotiated(tls, server_cert, method, result, &detail));
     // The server ended the stream during negotiation: say so, like the driver does later.
     if let Some(error) = received.iter().find(|el| el.is("error", NS_STREAM)) {
         let closed = link_closed(condition_of(error), &crate::xmpp::client::describe_error(error));

@@ -40,6 +40,40 @@ impl TlsVersion {
     }
 }
 
+/// Which stream the probe opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeService {
+    C2s,
+    S2s,
+}
+
+impl ProbeService {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProbeService::C2s => "c2s",
+            ProbeService::S2s => "s2s",
+        }
+    }
+}
+
+/// What a `tls_probe` step requires of the handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeExpect {
+    Accepted,
+    Refused,
+}
+
+impl ProbeExpect {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProbeExpect::Accepted => "accepted",
+            ProbeExpect::Refused => "refused",
+        }
+    }
+}
+
 /// What the probe saw.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Probe {
@@ -71,7 +105,9 @@ pub async fn probe(
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let child = cmd.spawn().map_err(|e| {
-        format!("cannot run openssl ({e}): the TLS version probe needs OpenSSL's command line tool (apt install openssl)")
+        format!(
+            "cannot run openssl ({e}): the TLS version probe needs OpenSSL's command line tool (apt install openssl)"
+        )
     })?;
     let output = match tokio::time::timeout(timeout, child.wait_with_output()).await {
         Ok(result) => result.map_err(|e| format!("openssl s_client failed: {e}"))?,
@@ -84,9 +120,9 @@ pub async fn probe(
 /// Accepted: s_client says a cipher was agreed for the version asked for.
 fn judge(text: &str, exited_ok: bool, version: TlsVersion) -> Probe {
     let cipher = text.lines().find_map(|l| l.split_once("Cipher is ").map(|(_, c)| c.trim().to_string()));
-    let protocol = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Protocol").and_then(|r| r.split_once(':')).map(|(_, p)| p.trim().to_string()));
+    let protocol = text.lines().find_map(|l| {
+        l.trim().strip_prefix("Protocol").and_then(|r| r.split_once(':')).map(|(_, p)| p.trim().to_string())
+    });
     let alert = text.lines().find(|l| l.contains("alert")).map(|l| l.trim().to_string());
     let agreed = cipher.as_deref().is_some_and(|c| c != "(NONE)");
     let accepted = exited_ok && agreed && protocol.as_deref() == Some(version.name());
@@ -113,7 +149,11 @@ mod tests {
         let refused = "80DB:error:0A00042E:SSL routines:ssl3_read_bytes:tlsv1 alert protocol version:../ssl/record/rec_layer_s3.c:1601:SSL alert number 70\n---\nNew, (NONE), Cipher is (NONE)\n    Protocol  : TLSv1.1\n";
         let probe = judge(refused, false, TlsVersion::Tls11);
         assert!(!probe.accepted);
-        assert!(probe.summary.contains("refused") && probe.summary.contains("alert protocol version"), "{}", probe.summary);
+        assert!(
+            probe.summary.contains("refused") && probe.summary.contains("alert protocol version"),
+            "{}",
+            probe.summary
+        );
         // A cipher in another version than asked for is not acceptance of that version.
         let other = "New, TLSv1.2, Cipher is X\n    Protocol  : TLSv1.2\n";
         assert!(!judge(other, true, TlsVersion::Tls11).accepted);

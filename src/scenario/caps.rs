@@ -13,21 +13,19 @@ const NS_DATA: &str = "jabber:x:data";
 /// One identity: (category, type, xml:lang, name).
 pub type Identity = (String, String, String, String);
 
+/// One XEP-0128 extended form: its FORM_TYPE and its other fields, each `(var, values)`.
+pub type Form = (String, Vec<(String, Vec<String>)>);
+
 /// The string S of XEP-0115 §5.1 before hashing: identities `category/type/lang/name<` sorted
 /// by category, type and xml:lang, then features `var<` sorted, then each extended form (sorted
 /// by FORM_TYPE): `FORM_TYPE<`, then its fields sorted by var, each `var<` and its values sorted,
 /// each `value<`. Sorting is by octets ("i;octet", RFC 4790), which is how Rust orders strings.
-/// Forms are `(FORM_TYPE, [(var, [values])])`.
-pub fn verification_string(
-    identities: &[Identity],
-    features: &[String],
-    forms: &[(String, Vec<(String, Vec<String>)>)],
-) -> String {
+pub fn verification_string(identities: &[Identity], features: &[String], forms: &[Form]) -> String {
     let mut identities: Vec<&Identity> = identities.iter().collect();
     identities.sort();
     let mut features: Vec<&String> = features.iter().collect();
     features.sort();
-    let mut forms: Vec<&(String, Vec<(String, Vec<String>)>)> = forms.iter().collect();
+    let mut forms: Vec<&Form> = forms.iter().collect();
     forms.sort_by(|a, b| a.0.cmp(&b.0));
     let mut s = String::new();
     for (category, kind, lang, name) in identities {
@@ -75,12 +73,9 @@ pub fn verification_string_of(query: &Element) -> String {
             (get("category"), get("type"), lang, get("name"))
         })
         .collect();
-    let features: Vec<String> = query
-        .elements()
-        .filter(|c| c.is("feature", ns))
-        .filter_map(|c| c.attr("var").map(str::to_string))
-        .collect();
-    let mut forms = Vec::new();
+    let features: Vec<String> =
+        query.elements().filter(|c| c.is("feature", ns)).filter_map(|c| c.attr("var").map(str::to_string)).collect();
+    let mut forms: Vec<Form> = Vec::new();
     for x in query.elements().filter(|c| c.is("x", NS_DATA)) {
         let mut form_type = None;
         let mut fields = Vec::new();

@@ -145,7 +145,7 @@ pub(super) fn explain_yaml_error(mut e: ConfigError) -> ConfigError {
     let hint = if m.contains("unknown variant") && m.contains("send") {
         Some(
             "steps are send, send_raw, expect, expect_none, expect_unordered, expect_sequence, iq, expect_closed, \
-             expect_features, use, connect, disconnect and register"
+             expect_features, consistent, use, connect, disconnect and register"
                 .to_string(),
         )
     } else if m.contains("unknown variant") && m.contains("marker") {
@@ -411,6 +411,7 @@ impl Checker<'_> {
                 lang,
                 caps,
                 peer: None,
+                direct_tls: a.direct_tls.unwrap_or(false),
             });
         }
         // Presence stanzas may name any actor that is connected at start, so check them last.
@@ -1154,6 +1155,16 @@ steps:
         assert!(e.message.contains("{v}"), "{e}");
         let e = bad("  - iq: {as: alice1, xml: \"<iq type='get'/>\", expect: \"<iq><query xmlns='http://jabber.org/protocol/disco#info' pf:caps-ver='{*}'/></iq>\"}\n");
         assert!(e.message.contains("pf:caps-ver takes the ver"), "{e}");
+        // consistent: only labels earlier steps are tallied with.
+        let e = bad("  - consistent: {tallies: [precis]}\n");
+        assert!(e.message.contains("no earlier step is tallied as 'precis'"), "{e}");
+        let e = bad("  - expect: {to: bob1, xml: <message/>, ref: {spec: X, section: '1', level: MAY, tally: {holds: a, fails: a}}}\n");
+        assert!(e.message.contains("holds differs from fails"), "{e}");
+        with_steps(
+            "  - expect: {to: bob1, xml: <message/>, ref: {spec: X, section: '1', level: MAY, tally: {holds: a, fails: b}}}\n\
+             \x20 - consistent: {tallies: [a, b], ref: {spec: X, section: '1', level: SHOULD}}\n",
+        )
+        .unwrap();
         with_steps(
             "  - expect_features: {actor: alice1, xml: \"<c xmlns='http://jabber.org/protocol/caps' ver='{=v}'/>\", otherwise: end}\n\
              \x20 - iq: {as: alice1, xml: \"<iq type='get'/>\", expect: \"<iq><query xmlns='http://jabber.org/protocol/disco#info' pf:caps-ver='{v}'/></iq>\"}\n",

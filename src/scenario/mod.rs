@@ -140,6 +140,8 @@ pub struct ActorDecl {
     pub lang: Option<String>,
     /// XEP-0115 capabilities the actor advertises (and answers disco#info queries for).
     pub caps: Option<Caps>,
+    /// Log in with XEP-0368 direct TLS instead of STARTTLS.
+    pub direct_tls: bool,
     /// A peer actor (`peers:`): the harness as a remote server instead of a client login.
     pub peer: Option<Box<peer::PeerDecl>>,
 }
@@ -181,9 +183,27 @@ impl Caps {
 pub struct Step {
     /// 1-based line of the step in the scenario file (for a fixture's step: the line of the `use` step).
     pub line: usize,
+    /// The step's vote in a `consistent` step's tally (its ref's `tally`).
+    pub tally: Option<Tally>,
     /// For a step that comes from a fixture: which one and where in it.
     pub origin: Option<Origin>,
     pub action: Action,
+}
+
+/// What a step's outcome says for a `consistent` step: holding votes for `holds` (and against
+/// `fails`), not holding votes against `holds` (and for `fails`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tally {
+    pub holds: String,
+    pub fails: Option<String>,
+}
+
+/// The earlier steps tallied under `labels` agree on one label: some label has votes for it and
+/// none against it (CATALOG F05: "each server behaves consistently as one profile").
+#[derive(Clone, Debug)]
+pub struct Consistent {
+    pub labels: Vec<String>,
+    pub spec: Option<SpecRef>,
 }
 
 /// Where a fixture's step is written.
@@ -223,8 +243,13 @@ pub enum Action {
     /// Try to create an account (`create: false`) by XEP-0077 in-band registration; `outcome`
     /// says what the attempt must come to, a refusal is a result to check (`spec`).
     Register { account: String, outcome: RegisterOutcome, condition: Option<String>, spec: Option<SpecRef> },
+    /// A STARTTLS handshake with a role's server offering only one TLS version (OpenSSL), which
+    /// must be accepted or refused.
+    TlsProbe(TlsProbe),
     /// A child of the actor's c2s stream features (after authentication) must match a pattern.
     ExpectFeatures(ExpectFeatures),
+    /// The tallied outcomes of earlier steps agree on one label.
+    Consistent(Consistent),
 }
 
 /// A child of an actor's `<stream:features/>` offered after authentication matches `pattern`
@@ -276,9 +301,21 @@ impl Action {
             | Action::Connect { .. }
             | Action::Disconnect { .. }
             | Action::Register { .. }
-            | Action::ExpectFeatures(_) => vec![],
+            | Action::TlsProbe(_)
+            | Action::ExpectFeatures(_)
+            | Action::Consistent(_) => vec![],
         }
     }
+}
+
+/// A `tls_probe` step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TlsProbe {
+    pub role: String,
+    pub service: crate::run::tls_probe::ProbeService,
+    pub version: crate::run::tls_probe::TlsVersion,
+    pub expect: crate::run::tls_probe::ProbeExpect,
+    pub spec: Option<SpecRef>,
 }
 
 /// How long an expect-like step waits.
@@ -395,7 +432,9 @@ impl Step {
             Action::Connect { .. } => "connect",
             Action::Disconnect { .. } => "disconnect",
             Action::Register { .. } => "register",
+            Action::TlsProbe(_) => "tls_probe",
             Action::ExpectFeatures(_) => "expect_features",
+            Action::Consistent(_) => "consistent",
         }
     }
 
@@ -408,7 +447,9 @@ impl Step {
             Action::Iq(e) => e.spec.as_ref(),
             Action::ExpectClosed(e) => e.spec.as_ref(),
             Action::Connect { spec, .. } | Action::Register { spec, .. } => spec.as_ref(),
+            Action::TlsProbe(p) => p.spec.as_ref(),
             Action::ExpectFeatures(e) => e.spec.as_ref(),
+            Action::Consistent(e) => e.spec.as_ref(),
             Action::Send { .. } | Action::SendRaw { .. } | Action::Disconnect { .. } => None,
         }
     }
@@ -485,6 +526,13 @@ impl Step {
             Action::Disconnect { actor, abrupt: true } => {
                 format!("{actor}'s TCP connection is closed without closing the stream")
             }
+            Action::TlsProbe(p) => format!(
+                "a {} STARTTLS handshake with {} offering only {} is {}",
+                p.service.name(),
+                p.role,
+                p.version.name(),
+                p.expect.name()
+            ),
             Action::Register { account, outcome, condition, .. } => match (outcome, condition) {
                 (RegisterOutcome::Registered, _) => format!("account {account} is registered in-band"),
                 (RegisterOutcome::Refused, Some(c)) => {
@@ -498,6 +546,9 @@ impl Step {
             Action::ExpectFeatures(e) => {
                 let otherwise = if e.end_if_absent { " (otherwise the case ends here)" } else { "" };
                 format!("{}'s stream features offer {}{otherwise}", e.actor, one_line(e.pattern.source()))
+            }
+            Action::Consistent(e) => {
+                format!("the steps tallied as {} agree on one of them", e.labels.join(" or "))
             }
         };
         match &self.origin {

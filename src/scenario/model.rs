@@ -99,6 +99,9 @@ pub struct RawActor {
     /// for node#ver are answered automatically.
     #[serde(default)]
     pub caps: Option<Spanned<RawCaps>>,
+    /// Log in with XEP-0368 direct TLS (`_xmpps-client._tcp`) instead of STARTTLS.
+    #[serde(default)]
+    pub direct_tls: Option<bool>,
 }
 
 /// `caps: {features: [...], notify: [urn:xmpp:avatar:metadata], node: "…"}`.
@@ -138,7 +141,29 @@ pub enum RawStep {
     Connect(RawConnect),
     Disconnect(RawDisconnect),
     Register(RawRegister),
+    TlsProbe(Box<RawTlsProbe>),
     ExpectFeatures(Box<RawExpectFeatures>),
+    Consistent(Box<RawConsistent>),
+}
+
+impl RawStep {
+    /// The step's `ref`, if it has one.
+    pub fn spec(&self) -> Option<&Spanned<RawRef>> {
+        match self {
+            RawStep::Expect(e) => e.spec.as_ref(),
+            RawStep::ExpectNone(e) => e.spec.as_ref(),
+            RawStep::ExpectUnordered(e) => e.spec.as_ref(),
+            RawStep::ExpectSequence(e) => e.spec.as_ref(),
+            RawStep::Iq(e) => e.spec.as_ref(),
+            RawStep::ExpectClosed(e) => e.spec.as_ref(),
+            RawStep::Connect(e) => e.spec.as_ref(),
+            RawStep::Register(e) => e.spec.as_ref(),
+            RawStep::TlsProbe(e) => e.spec.as_ref(),
+            RawStep::ExpectFeatures(e) => e.spec.as_ref(),
+            RawStep::Consistent(e) => e.spec.as_ref(),
+            RawStep::Send(_) | RawStep::SendRaw(_) | RawStep::Use(_) | RawStep::Disconnect(_) => None,
+        }
+    }
 }
 
 /// `expect_features: {actor: alice1, xml: "<c xmlns='http://jabber.org/protocol/caps' ver='{=ver}'/>"}`:
@@ -165,6 +190,18 @@ pub enum RawOtherwise {
 
 /// `register: {account: henry, outcome: refused, condition: jid-malformed, ref: …}`: an
 /// XEP-0077 in-band registration attempt for an account declared with `create: false`.
+/// `tls_probe: {on: A, service: s2s, version: TLSv1.1, expect: refused, ref: …}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTlsProbe {
+    pub on: Spanned<String>,
+    pub service: Spanned<crate::run::tls_probe::ProbeService>,
+    pub version: Spanned<crate::run::tls_probe::TlsVersion>,
+    pub expect: Spanned<crate::run::tls_probe::ProbeExpect>,
+    #[serde(default, rename = "ref")]
+    pub spec: Option<Spanned<RawRef>>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRegister {
@@ -397,6 +434,36 @@ pub struct RawRef {
     pub level: Level,
     #[serde(default)]
     pub quote: Option<String>,
+    /// The step is a vote in a `consistent` step's tally (e.g. which JID profile a server follows).
+    #[serde(default)]
+    pub tally: Option<Spanned<RawTally>>,
+}
+
+/// `tally: precis` (holding votes for precis, not holding against it), or
+/// `tally: {holds: precis, fails: stringprep}` (not holding also votes for stringprep, holding
+/// against it).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawTally {
+    Label(String),
+    Both(RawTallyBoth),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTallyBoth {
+    pub holds: String,
+    pub fails: String,
+}
+
+/// `consistent: {tallies: [precis, stringprep], ref: …}`: the votes of the earlier steps tallied
+/// under these labels agree on (at least) one label.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConsistent {
+    pub tallies: Spanned<Vec<Spanned<String>>>,
+    #[serde(default, rename = "ref")]
+    pub spec: Option<Spanned<RawRef>>,
 }
 
 /// A YAML mapping kept in file order, with each key's position (for `accounts:` and `actors:`,

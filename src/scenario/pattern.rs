@@ -10,8 +10,9 @@
 //! - anything the pattern does not mention is ignored.
 //!
 //! A whole attribute value or text may be `{*}` (present, any value), `{=name}` (capture) or
-//! `{name}` (must equal the earlier capture); an attribute value may be `{absent}` (the attribute
-//! must not be there).
+//! `{name}` (must equal the earlier capture) or `{!a !b}` / `{=name !a}` (must differ from the
+//! earlier captures a and b, optionally captured); an attribute value may be `{absent}` (the
+//! attribute must not be there).
 //!
 //! Attributes in the `urn:plugfest:pattern` namespace (prefix `pf`, pre-bound in patterns) are
 //! instructions, never compared: `pf:absent=''` on a child (no child may match it) and
@@ -124,6 +125,11 @@ pub enum ValueMatch<'a> {
     Capture(&'a str),
     /// `{name}`
     Backref(&'a str),
+    /// `{!a !b}` or `{=name !a !b}`: differs from every capture named, captured as `name`.
+    Differs {
+        capture: Option<&'a str>,
+        from: Vec<&'a str>,
+    },
     Literal(&'a str),
 }
 
@@ -138,6 +144,9 @@ impl<'a> ValueMatch<'a> {
         if inner == "absent" {
             return ValueMatch::Absent;
         }
+        if inner.contains('!') {
+            return Self::parse_differs(inner).unwrap_or(ValueMatch::Literal(s));
+        }
         let (capture, name) = match inner.strip_prefix('=') {
             Some(n) => (true, n),
             None => (false, inner),
@@ -150,6 +159,22 @@ impl<'a> ValueMatch<'a> {
         } else {
             ValueMatch::Backref(name)
         }
+    }
+}
+
+impl<'a> ValueMatch<'a> {
+    /// `!a !b` or `=name !a !b` (the inside of the braces).
+    fn parse_differs(inner: &'a str) -> Option<ValueMatch<'a>> {
+        let mut capture = None;
+        let mut from = Vec::new();
+        for (i, token) in inner.split_whitespace().enumerate() {
+            match (token.strip_prefix('='), token.strip_prefix('!')) {
+                (Some(n), _) if i == 0 && is_capture_name(n) => capture = Some(n),
+                (_, Some(n)) if is_capture_name(n) => from.push(n),
+                _ => return None,
+            }
+        }
+        (!from.is_empty()).then_some(ValueMatch::Differs { capture, from })
     }
 }
 
@@ -192,6 +217,12 @@ fn collect_uses(p: &Element, out: &mut Vec<CaptureUse>) {
             ValueMatch::Capture(n) if !is_absent(p) => out.push(CaptureUse::Define(n.into())),
             ValueMatch::Capture(_) => {}
             ValueMatch::Backref(n) => out.push(CaptureUse::Refer(n.into())),
+            ValueMatch::Differs { capture, from } => {
+                out.extend(from.iter().map(|n| CaptureUse::Refer(n.to_string())));
+                if let Some(n) = capture.filter(|_| !is_absent(p)) {
+                    out.push(CaptureUse::Define(n.into()));
+                }
+            }
             ValueMatch::Any | ValueMatch::Absent | ValueMatch::Literal(_) => {}
         }
     }
@@ -304,6 +335,21 @@ fn check_value(expected: &str, actual: &str, as_jid: bool, captures: &mut Captur
             Some(v) => Err(format!("'{v}' (captured as {{{name}}})")),
             None => Err(format!("the value of {{{name}}}, which was never captured")),
         },
+        ValueMatch::Differs { capture, from } => {
+            for name in from {
+                match captures.get(name) {
+                    Some(v) if same_value(v, actual, as_jid) => {
+                        return Err(format!("a value other than '{v}' (captured as {{{name}}})"))
+                    }
+                    Some(_) => {}
+                    None => return Err(format!("a value other than {{{name}}}, which was never captured")),
+                }
+            }
+            if let Some(name) = capture {
+                captures.insert(name.to_string(), actual.to_string());
+            }
+            Ok(())
+        }
         ValueMatch::Literal(v) if same_value(v, actual, as_jid) => Ok(()),
         ValueMatch::Literal(v) => Err(format!("'{v}'")),
     }
@@ -707,6 +753,32 @@ mod tests {
     }
 
     #[test]
+    fn differs_from_earlier_captures_and_may_capture() {
+        assert_eq!(ValueMatch::parse("{!a}"), ValueMatch::Differs { capture: None, from: vec!["a"] });
+        assert_eq!(ValueMatch::parse("{=v2 !a !b}"), ValueMatch::Differs { capture: Some("v2"), from: vec!["a", "b"] });
+        // Not placeholders: ordinary text.
+        for literal in ["{!}", "{=v2}x", "{!a =b}", "{hello!}", "{=a}!"] {
+            assert!(matches!(ValueMatch::parse(literal), ValueMatch::Literal(_) | ValueMatch::Capture(_)), "{literal}");
+        }
+        let mut caps = Captures::new();
+        caps.insert("a".into(), "1".into());
+        caps.insert("b".into(), "2".into());
+        let p = Element::new("query", ROSTER).with_attr("ver", "{=c !a !b}");
+        let got = match_element(&p, &Element::new("query", ROSTER).with_attr("ver", "3"), &caps).unwrap();
+        assert_eq!(got.get("c").map(String::as_str), Some("3"));
+        let why = match_element(&p, &Element::new("query", ROSTER).with_attr("ver", "2"), &caps).unwrap_err().reason;
+        assert_eq!(why, "attribute 'ver' is '2' not a value other than '2' (captured as {b})");
+        // JID attributes compare as JIDs here too.
+        caps.insert("j".into(), "bob@b.lab".into());
+        let p = Element::new("item", ROSTER).with_attr("jid", "{!j}");
+        assert!(match_element(&p, &Element::new("item", ROSTER).with_attr("jid", "Bob@B.lab"), &caps).is_err());
+        assert_eq!(
+            capture_uses(&Element::new("x", "urn:x").with_attr("v", "{=c !a !b}")),
+            vec![CaptureUse::Refer("a".into()), CaptureUse::Refer("b".into()), CaptureUse::Define("c".into())]
+        );
+    }
+
+    #[test]
     fn caps_ver_checks_the_xep_0115_hash_of_the_element() {
         let parse = |s: &str| crate::scenario::parse_pattern(s).unwrap();
         // XEP-0115 §5.2's example.
@@ -717,7 +789,8 @@ mod tests {
              <feature var='http://jabber.org/protocol/disco#items'/><feature var='http://jabber.org/protocol/muc'/>\
              </query></iq>",
         );
-        let p = parse("<iq type='result'><query xmlns='http://jabber.org/protocol/disco#info' pf:caps-ver='{ver}'/></iq>");
+        let p =
+            parse("<iq type='result'><query xmlns='http://jabber.org/protocol/disco#info' pf:caps-ver='{ver}'/></iq>");
         assert_eq!(check_instructions(&p), Ok(()));
         assert_eq!(capture_uses(&p), vec![CaptureUse::Refer("ver".into())]);
         let mut captured = Captures::new();
@@ -730,7 +803,9 @@ mod tests {
         captured.insert("ver".into(), "AAAA".into());
         let why = match_element(&p, &answer, &captured).unwrap_err().reason;
         assert!(
-            why.contains("hash to ver 'QgayPKawpkPSDYmwT/WM94uAlu0=' (XEP-0115 §5.1, SHA-1), not 'AAAA' (captured as {ver})"),
+            why.contains(
+                "hash to ver 'QgayPKawpkPSDYmwT/WM94uAlu0=' (XEP-0115 §5.1, SHA-1), not 'AAAA' (captured as {ver})"
+            ),
             "{why}"
         );
         assert!(why.contains("client/pc//Exodus 0.9.1<"), "{why}");

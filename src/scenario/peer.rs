@@ -164,7 +164,10 @@ mod tests {
         assert!(peer.bidi && peer.starttls && !peer.direct_tls && h.connect_at_start);
         let defaults = load("  h: {}").unwrap();
         let d = defaults.script.actor("h").unwrap().peer.clone().unwrap();
-        assert_eq!((d.cert, d.auth, d.authzid.as_deref(), d.user.as_str()), (Fixture::Good, super::PeerAuth::Auto, Some(""), "u"));
+        assert_eq!(
+            (d.cert, d.auth, d.authzid.as_deref(), d.user.as_str()),
+            (Fixture::Good, super::PeerAuth::Auto, Some(""), "u")
+        );
         assert_eq!(d.connects_to, None, "without connects_to a peer only receives");
     }
 

@@ -6,8 +6,8 @@ use super::load::{explain_yaml_error, read, Checker, FIXTURES_DIR};
 use super::model::{OneOrManyNumbers, RawAlternative, RawBarrier, RawFixture, RawStep, RawUse};
 use super::vars::{NameKind, Samples, Scope};
 use super::{
-    Action, ActorDecl, Alternative, Barrier, ConnectOutcome, Expect, ExpectClosed, ExpectFeatures, ExpectMany,
-    ExpectNone, Expected, IqStep, Origin, RegisterOutcome, Step,
+    Action, ActorDecl, Alternative, Barrier, ConnectOutcome, Consistent, Expect, ExpectClosed, ExpectFeatures,
+    ExpectMany, ExpectNone, Expected, IqStep, Origin, RegisterOutcome, Step, Tally,
 };
 use crate::xml::NS_CLIENT;
 use crate::yaml::ConfigError;
@@ -312,6 +312,21 @@ impl<'a> Flow<'a> {
                 }
                 Action::Connect { actor, outcome, condition, spec: c.check_ref(conn.spec.as_ref())? }
             }
+            RawStep::TlsProbe(probe) => {
+                if frame.scope.get(&probe.on.value) != Some(NameKind::Role) {
+                    return Err(c
+                        .err(probe.on.referenced, format!("'{}' is not a role of this scenario", probe.on.value))
+                        .with_hint("`on` names the role whose server is probed, e.g. `on: A`"));
+                }
+                let role = probe.on.value.clone();
+                Action::TlsProbe(super::TlsProbe {
+                    role,
+                    service: probe.service.value,
+                    version: probe.version.value,
+                    expect: probe.expect.value,
+                    spec: c.check_ref(probe.spec.as_ref())?,
+                })
+            }
             RawStep::Register(reg) => {
                 let name = &reg.account;
                 if frame.fixture.is_some() || frame.scope.get(&name.value) != Some(NameKind::Account) {
@@ -345,7 +360,10 @@ impl<'a> Flow<'a> {
                 let actor = self.online_actor(frame, &exp.actor)?;
                 if self.actors.iter().any(|a| a.name == actor && a.peer.is_some()) {
                     return Err(c
-                        .err(exp.actor.referenced, format!("{} is a peer: it has no c2s stream features", exp.actor.value))
+                        .err(
+                            exp.actor.referenced,
+                            format!("{} is a peer: it has no c2s stream features", exp.actor.value),
+                        )
                         .with_hint("expect_features checks a client actor's <stream:features/> after authentication"));
                 }
                 let (pattern, _) = c.check_pattern(&exp.xml, &mut frame.scope)?;
@@ -357,6 +375,32 @@ impl<'a> Flow<'a> {
                     spec: c.check_ref(exp.spec.as_ref())?,
                 })
             }
+            RawStep::Consistent(cons) => {
+                let mut labels: Vec<String> = Vec::new();
+                for l in &cons.tallies.value {
+                    let label = l.value.trim().to_string();
+                    let used = self
+                        .steps
+                        .iter()
+                        .filter_map(|s| s.tally.as_ref())
+                        .any(|t| t.holds == label || t.fails.as_deref() == Some(label.as_str()));
+                    if !used {
+                        return Err(c.err(l.referenced, format!("no earlier step is tallied as '{label}'")).with_hint(
+                            "tally steps with their ref: ref: {spec: …, section: …, level: MAY, tally: precis}",
+                        ));
+                    }
+                    if labels.contains(&label) {
+                        return Err(c.err(l.referenced, format!("'{label}' is listed twice")));
+                    }
+                    labels.push(label);
+                }
+                if labels.is_empty() {
+                    return Err(c
+                        .err(cons.tallies.referenced, "`tallies` names no label")
+                        .with_hint("e.g. tallies: [precis, stringprep]"));
+                }
+                Action::Consistent(Consistent { labels, spec: c.check_ref(cons.spec.as_ref())? })
+            }
             RawStep::Disconnect(d) => {
                 let actor = self.online_actor(frame, &d.actor)?;
                 self.online.remove(&actor);
@@ -364,8 +408,32 @@ impl<'a> Flow<'a> {
                 Action::Disconnect { actor, abrupt: d.abrupt.unwrap_or(false) }
             }
         };
+        let tally = match s.value.spec().and_then(|r| r.value.tally.as_ref()) {
+            None => None,
+            Some(t) => {
+                let tally = match &t.value {
+                    super::model::RawTally::Label(l) => Tally { holds: l.trim().to_string(), fails: None },
+                    super::model::RawTally::Both(b) => {
+                        Tally { holds: b.holds.trim().to_string(), fails: Some(b.fails.trim().to_string()) }
+                    }
+                };
+                let bad = |l: &str| !super::pattern::is_capture_name(l);
+                if bad(&tally.holds)
+                    || tally.fails.as_deref().is_some_and(bad)
+                    || tally.fails.as_ref() == Some(&tally.holds)
+                {
+                    return Err(c
+                        .err(
+                            t.referenced,
+                            "a tally label is a name (letters, digits, - and _), and holds differs from fails",
+                        )
+                        .with_hint("e.g. tally: precis, or tally: {holds: precis, fails: stringprep}"));
+                }
+                Some(tally)
+            }
+        };
         let (line, origin) = frame.origin(line as usize);
-        self.steps.push(Step { line, origin, action });
+        self.steps.push(Step { line, tally, origin, action });
         Ok(())
     }
 
