@@ -14,6 +14,8 @@ pub(crate) const REQUIRED: &[(&str, &str)] = &[
     ("dnsmasq-base", "/usr/sbin/dnsmasq"),
     ("prosody", "/usr/bin/prosody"),
     ("ejabberd", "/usr/sbin/ejabberdctl"),
+    // `ca export --format pkcs12` and the `tls_probe` step (TLS 1.0/1.1, which rustls cannot speak).
+    ("openssl", "/usr/bin/openssl"),
 ];
 
 /// Packages whose install starts a stock service listening on 0.0.0.0 outside the lab.
