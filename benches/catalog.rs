@@ -43,7 +43,11 @@ fn run(jobs: Option<usize>, extra: &[String]) -> Sample {
     let wall = started.elapsed();
     let cpu = cpu_of_children().saturating_sub(cpu_before);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let summary = stdout.lines().rev().find(|l| l.contains(" passed, ")).unwrap_or("(no summary line)").to_string();
+    let summary = match stdout.lines().rev().find(|l| l.contains(" passed, ")) {
+        Some(line) => line.to_string(),
+        // No run happened (a bad scenario, the lab down): say why instead of timing nothing.
+        None => format!("no summary line; plugfest said: {}", String::from_utf8_lossy(&out.stderr).trim()),
+    };
     Sample { wall, cpu, exit: out.status.code(), summary }
 }
 

@@ -63,6 +63,8 @@ struct RawServer {
     #[serde(default)]
     s2s_policy: Option<Spanned<String>>,
     #[serde(default)]
+    jid_profile: Option<Spanned<String>>,
+    #[serde(default)]
     expected_failures: Vec<Spanned<ExpectedFailure>>,
 }
 
@@ -161,6 +163,8 @@ pub struct Server {
     pub idn_domain: Option<String>,
     /// Its s2s policy (CATALOG §0.5, §0.7); `None`: not declared (unknown).
     pub s2s_policy: Option<S2sPolicy>,
+    /// The JID preparation it claims (CATALOG §0.5: `precis` or `stringprep`); `None`: not declared.
+    pub jid_profile: Option<String>,
     /// Cases known to fail on this server.
     pub expected_failures: Vec<ExpectedFailure>,
 }
@@ -252,6 +256,14 @@ impl ServersFile {
                         .with_hint("secure: certificates only; compat: dialback allowed on untrusted certificates (docs/servers-file.md)")
                 })?),
             };
+            let jid_profile = match &s.jid_profile {
+                None => None,
+                Some(p) if ["precis", "stringprep"].contains(&p.value.trim()) => Some(p.value.trim().to_string()),
+                Some(p) => {
+                    return Err(ConfigError::at(path, p.referenced, format!("jid_profile {:?} is not known", p.value))
+                        .with_hint("precis (RFC 7622) or stringprep (RFC 6122 / RFC 3920)"))
+                }
+            };
             let mut expected_failures = Vec::new();
             for f in s.expected_failures {
                 expected_failures.push(check_expected_failure(path, f)?);
@@ -267,6 +279,7 @@ impl ServersFile {
                 software: s.software,
                 idn_domain,
                 s2s_policy,
+                jid_profile,
                 expected_failures,
             });
         }
@@ -400,6 +413,7 @@ impl Server {
             software: None,
             idn_domain: None,
             s2s_policy: None,
+            jid_profile: None,
             expected_failures: vec![],
         }
     }
@@ -484,6 +498,15 @@ mod tests {
         let e = load_text(&format!("{HEAD}    expected_failures:\n      - {{scenario: x, reason: r, why: y}}\n"))
             .unwrap_err();
         assert!(e.message.contains("unknown field `why`"), "{e}");
+    }
+
+    #[test]
+    fn jid_profile_loads_and_bad_values_are_errors_at_their_line() {
+        assert_eq!(load_text(HEAD).unwrap().servers[0].jid_profile, None);
+        let f = load_text(&format!("{HEAD}    jid_profile: stringprep\n")).unwrap();
+        assert_eq!(f.servers[0].jid_profile.as_deref(), Some("stringprep"));
+        let e = load_text(&format!("{HEAD}    jid_profile: nameprep\n")).unwrap_err();
+        assert!(e.line > 0 && e.to_string().contains("nameprep"), "{e}");
     }
 
     #[test]

@@ -723,6 +723,9 @@ pub fn render_servers_file(netns: &str, ca_dir: &Path, servers: &[ServerEntry]) 
         if s.name == PROSODY.name {
             text.push_str(&format!("    idn_domain: {}\n", q(prosody::IDN_DOMAIN)));
         }
+        // CATALOG §0.5 manifest: both Debian packages prepare JIDs with the stringprep profiles (libidn,
+        // erlang stringprep); jid-profile-divergence checks the claim.
+        text.push_str("    jid_profile: stringprep\n");
         text.push_str(&render_expected_failures(s.name));
     }
     text

@@ -670,7 +670,10 @@ pub async fn execute(script: &Script, world: &World, connector: &dyn Connector) 
         }
         let started = Instant::now();
         let mut result = match &step.action {
-            Action::Consistent(c) => consistent(ex.step_result(index, step), c, &script.steps[..index], &steps),
+            Action::Consistent(c) => {
+                let result = consistent(ex.step_result(index, step), c, &script.steps[..index], &steps);
+                against_manifest(result, c, world)
+            }
             _ => ex.run_step(index, step).await,
         };
         result.duration_ms = started.elapsed().as_millis() as u64;
@@ -696,6 +699,26 @@ pub async fn execute(script: &Script, world: &World, connector: &dyn Connector) 
 
 /// A `consistent` step: count the votes of the earlier tallied steps that ran (holding or not) for
 /// and against each label; the step holds when some label has votes for it and none against.
+/// CATALOG §0.5: the servers file's `jid_profile` is a claim; a consistent behaviour that differs
+/// from it warns.
+fn against_manifest(mut result: StepResult, c: &Consistent, world: &World) -> StepResult {
+    let Some(role) = &c.manifest else { return result };
+    let Some(server) = world.role_servers.get(role) else { return result };
+    let Some(declared) = &server.jid_profile else { return result };
+    let message = result.message.clone().unwrap_or_default();
+    let found = message.strip_prefix("consistently ").and_then(|m| m.split(" (").next()).unwrap_or_default();
+    if result.outcome != StepOutcome::Pass || found.split(" and ").any(|l| l == declared) {
+        return result;
+    }
+    result.outcome = StepOutcome::Warn;
+    result.message = Some(format!(
+        "{message}; but the servers file declares jid_profile: {declared} for {} (CATALOG §0.5: the manifest is a \
+         claim, checked against behaviour)",
+        server.name
+    ));
+    result
+}
+
 fn consistent(mut result: StepResult, c: &Consistent, earlier: &[Step], results: &[StepResult]) -> StepResult {
     // label → (lines voting for, lines voting against)
     let mut votes: BTreeMap<&str, (Vec<usize>, Vec<usize>)> =
@@ -2572,6 +2595,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn consistent_warns_when_the_behaviour_differs_from_the_declared_jid_profile() {
+        let n = net();
+        let may = |tally: &str| format!("ref: {{spec: RFC7622, section: '3.5', level: MAY, tally: {tally}}}");
+        let steps = format!(
+            "{CHAT}  - expect: {{to: bob1, xml: \"<message id='m1'/>\", {}}}\n\
+             \x20 - consistent: {{tallies: [precis], manifest: B, ref: {{spec: RFC7622, section: A, level: SHOULD}}}}\n",
+            may("precis")
+        );
+        let yaml = format!("{HEAD}steps:\n{steps}");
+        let (_, script) = crate::scenario::parse_str(Path::new("t.yaml"), &yaml).unwrap();
+        let with_profile = |profile: Option<&str>| {
+            let mut w = world();
+            let mut b = Server::example("b");
+            b.jid_profile = profile.map(str::to_string);
+            w.role_servers.insert("B".into(), b);
+            w
+        };
+        let o = execute(&script, &with_profile(Some("precis")), &n).await;
+        assert_eq!(o.verdict, Verdict::Pass, "{:?}", o.message);
+        let o = execute(&script, &with_profile(None), &n).await;
+        assert_eq!(o.verdict, Verdict::Pass, "nothing declared, nothing to compare: {:?}", o.message);
+        let o = execute(&script, &with_profile(Some("stringprep")), &n).await;
+        assert_eq!(o.verdict, Verdict::Warn, "{:?}", o.message);
+        assert!(o.message.unwrap().contains("declares jid_profile: stringprep"));
+    }
+
+    #[tokio::test]
     async fn consistent_tallies_the_votes_of_earlier_steps() {
         let n = net();
         let may = |tally: &str| format!("ref: {{spec: RFC7622, section: '3.5', level: MAY, tally: {tally}}}");
@@ -3462,6 +3512,7 @@ mod tests {
             software: None,
             idn_domain: None,
             s2s_policy: None,
+            jid_profile: None,
             expected_failures: vec![],
         };
         let (p, e) = (server("p"), server("e"));

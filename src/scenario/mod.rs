@@ -203,6 +203,8 @@ pub struct Tally {
 #[derive(Clone, Debug)]
 pub struct Consistent {
     pub labels: Vec<String>,
+    /// Compare the label found with this role's declared `jid_profile` (a mismatch warns).
+    pub manifest: Option<String>,
     pub spec: Option<SpecRef>,
 }
 

@@ -462,6 +462,9 @@ pub struct RawTallyBoth {
 #[serde(deny_unknown_fields)]
 pub struct RawConsistent {
     pub tallies: Spanned<Vec<Spanned<String>>>,
+    /// A role whose servers-file `jid_profile` (CATALOG §0.5 manifest) the label found must equal.
+    #[serde(default)]
+    pub manifest: Option<Spanned<String>>,
     #[serde(default, rename = "ref")]
     pub spec: Option<Spanned<RawRef>>,
 }

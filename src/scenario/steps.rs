@@ -399,7 +399,16 @@ impl<'a> Flow<'a> {
                         .err(cons.tallies.referenced, "`tallies` names no label")
                         .with_hint("e.g. tallies: [precis, stringprep]"));
                 }
-                Action::Consistent(Consistent { labels, spec: c.check_ref(cons.spec.as_ref())? })
+                let manifest = match &cons.manifest {
+                    None => None,
+                    Some(role) if frame.scope.get(&role.value) == Some(NameKind::Role) => Some(role.value.clone()),
+                    Some(role) => {
+                        return Err(c
+                            .err(role.referenced, format!("'{}' is not a role of this scenario", role.value))
+                            .with_hint("`manifest` names the role whose servers-file jid_profile is compared, e.g. B"))
+                    }
+                };
+                Action::Consistent(Consistent { labels, manifest, spec: c.check_ref(cons.spec.as_ref())? })
             }
             RawStep::Disconnect(d) => {
                 let actor = self.online_actor(frame, &d.actor)?;
