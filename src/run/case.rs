@@ -902,8 +902,17 @@ impl Executor<'_> {
             }
             let supported = match gate.kind {
                 GateKind::Srv => true, // checked above
-                GateKind::StreamFeature | GateKind::S2sFeature => {
+                GateKind::StreamFeature => {
                     features.get(&name).is_some_and(|f| f.elements().any(|c| c.ns == gate.feature))
+                }
+                // `namespace` or `namespace child`: the feature, with that child element when named
+                // (e.g. `urn:xmpp:features:dialback errors`, XEP-0220 §2.4.2).
+                GateKind::S2sFeature => {
+                    let mut words = gate.feature.split_whitespace();
+                    let (ns, child) = (words.next().unwrap_or_default(), words.next());
+                    features.get(&name).is_some_and(|f| {
+                        f.elements().any(|c| c.ns == ns && child.map_or(true, |n| c.elements().any(|g| g.name == n)))
+                    })
                 }
                 GateKind::DiscoFeature => match self.disco_has(&name, gate, i).await {
                     Ok(has) => has,
