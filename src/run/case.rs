@@ -911,7 +911,7 @@ impl Executor<'_> {
                     let mut words = gate.feature.split_whitespace();
                     let (ns, child) = (words.next().unwrap_or_default(), words.next());
                     features.get(&name).is_some_and(|f| {
-                        f.elements().any(|c| c.ns == ns && child.map_or(true, |n| c.elements().any(|g| g.name == n)))
+                        f.elements().any(|c| c.ns == ns && child.is_none_or(|n| c.elements().any(|g| g.name == n)))
                     })
                 }
                 GateKind::DiscoFeature => match self.disco_has(&name, gate, i).await {
