@@ -9,6 +9,9 @@
 //! `plugfest run`, then `chromium --headless --no-sandbox --hide-scrollbars --window-size=1280,1700
 //! --screenshot=docs/report.png file://$PWD/reports/latest/index.html` (plus the flags below).
 
+#[path = "support/apt.rs"]
+mod apt;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -112,31 +115,6 @@ fn failing_run() -> &'static RunDir {
     RUN.get_or_init(|| run_markup(BODY_NEVER_SENT))
 }
 
-/// Install a Debian package with apt when `binary` is missing.
-fn ensure_installed(binary: &str, package: &str) -> PathBuf {
-    static APT: Mutex<()> = Mutex::new(());
-    let _one_at_a_time = APT.lock().unwrap_or_else(|p| p.into_inner());
-    let path = Path::new("/usr/bin").join(binary);
-    if path.is_file() {
-        return path;
-    }
-    let install = || {
-        Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends", package])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .output()
-            .expect("run apt-get")
-    };
-    let mut out = install();
-    if !out.status.success() {
-        // A fresh machine may not have package lists yet.
-        let _ = Command::new("apt-get").arg("update").output();
-        out = install();
-    }
-    assert!(out.status.success() && path.is_file(), "could not install {package} with apt:\n{}", text(&out));
-    path
-}
-
 /// Run a command to completion within `deadline`, killing it (by its PID) when it overstays.
 /// Output goes to files, so a large page cannot fill a pipe nobody reads yet.
 fn run_with_deadline(mut cmd: Command, deadline: Duration) -> Output {
@@ -170,7 +148,7 @@ fn run_with_deadline(mut cmd: Command, deadline: Duration) -> Output {
 /// Headless Chromium with the flags this machine needs (no sandbox as root, no background traffic
 /// on a closed network) and a fresh profile.
 fn chromium(profile: &Path) -> Command {
-    let mut cmd = Command::new(ensure_installed("chromium", "chromium"));
+    let mut cmd = Command::new(apt::ensure_installed("chromium", "chromium"));
     cmd.args([
         "--headless",
         "--no-sandbox",
@@ -271,7 +249,7 @@ fn the_html_report_renders_in_chromium_with_server_text_as_text() {
 fn junit_validates_against_the_junit_schema() {
     let run = failing_run();
     let junit = run.dir.join("junit.xml");
-    let xmllint = ensure_installed("xmllint", "libxml2-utils");
+    let xmllint = apt::ensure_installed("xmllint", "libxml2-utils");
     let schema = Path::new(ROOT).join("tests/data/junit-10.xsd");
     let out = Command::new(xmllint).arg("--noout").arg("--schema").arg(&schema).arg(&junit).output().unwrap();
     assert!(out.status.success(), "junit.xml does not validate:\n{}", text(&out));

@@ -9,6 +9,9 @@
 //! Which lab: `PLUGFEST_CAPTURE_NETNS` / `PLUGFEST_CAPTURE_STATE_DIR` (default `plugfest-capture`,
 //! /var/lib/plugfest/lab-capture). Needs root.
 
+#[path = "support/apt.rs"]
+mod apt;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -26,32 +29,10 @@ fn plugfest() -> Command {
     c
 }
 
-/// tcpdump from Debian's packages, installed when missing.
-fn ensure_tcpdump() {
-    if PathBuf::from("/usr/bin/tcpdump").exists() {
-        return;
-    }
-    let out = Command::new("apt-get")
-        .args(["install", "-y", "--no-install-recommends", "tcpdump"])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .output()
-        .expect("run apt-get");
-    if !out.status.success() {
-        // A stale package index: refresh it once and try again.
-        let _ = Command::new("apt-get").arg("update").output();
-        let again = Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends", "tcpdump"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .output()
-            .expect("run apt-get");
-        assert!(again.status.success(), "apt-get install tcpdump: {}", String::from_utf8_lossy(&again.stderr));
-    }
-}
-
 #[test]
 fn s2s_between_the_lab_servers_is_never_cleartext() {
     assert!(is_root(), "needs root (network namespaces, apt, packet capture); run `cargo test` as root");
-    ensure_tcpdump();
+    apt::ensure_installed("tcpdump", "tcpdump");
     let netns = std::env::var("PLUGFEST_CAPTURE_NETNS").unwrap_or_else(|_| "plugfest-capture".into());
     let state = std::env::var("PLUGFEST_CAPTURE_STATE_DIR").unwrap_or_else(|_| "/var/lib/plugfest/lab-capture".into());
     let lab_args = ["--netns", netns.as_str(), "--state-dir", state.as_str()];
