@@ -1,4 +1,4 @@
-//! The lab CA (rcgen): a root, an intermediate, and per-domain leaf certificates. OWNER: ca/lab helper.
+//! The lab CA (rcgen): a root, an intermediate, and per-domain leaf certificates.
 //!
 //! Layout of a CA folder (docs/lab-ca.md):
 //! ```text

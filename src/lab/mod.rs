@@ -1,4 +1,4 @@
-//! The local lab: a network namespace, dnsmasq, Prosody and ejabberd. OWNER: ca/lab helper.
+//! The local lab: a network namespace, dnsmasq, Prosody and ejabberd.
 //!
 //! `up` builds it (docs/lab.md): namespace `plugfest` with only `lo` up; dnsmasq on 127.0.0.53 authoritative
 //! for `lab`; a lab CA under `<state_dir>/ca`; Prosody for prosody.lab on 127.0.0.11 and ejabberd for

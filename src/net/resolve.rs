@@ -1,6 +1,6 @@
 //! Where to connect: SRV `_xmpp-client._tcp` (RFC 6120 §3.2, ordered per RFC 2782), then
-//! A/AAAA, unless the servers file gives a static address. The only place names are resolved.
-//! OWNER: xmpp helper.
+//! A/AAAA, unless the servers file gives a static address; `_xmpps-*` for XEP-0368 direct TLS.
+//! The only place names are resolved.
 
 use anyhow::{anyhow, bail};
 use hickory_resolver::config::LookupIpStrategy;

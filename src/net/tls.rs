@@ -1,5 +1,5 @@
 //! rustls configuration, and what a TLS session looked like (for reports).
-//! The only place TLS is configured. OWNER: xmpp helper.
+//! The only place TLS is configured.
 
 use anyhow::{anyhow, bail, Context as _};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};

@@ -1,4 +1,4 @@
-//! One case: connect the scenario's actors and execute its steps. OWNER: scenario helper.
+//! One case: connect the scenario's actors and execute its steps.
 //!
 //! The executor talks to actors through the small [`Connector`]/[`Outbox`] traits, so its
 //! logic (buffering, matching, verdicts) runs the same against real XMPP sessions

@@ -1,5 +1,5 @@
 //! A c2s client session: connect, STARTTLS, SASL, bind; then a reader and a writer task so
-//! the runner can wait on many actors at once. OWNER: xmpp helper.
+//! the runner can wait on many actors at once.
 //!
 //! The negotiation steps are public functions over an [`XmlStream`] ([`open_tcp`],
 //! [`open_stream`], [`negotiate_tls`], [`authenticate`], [`bind`]) so a conformance case can

@@ -1,5 +1,5 @@
 //! SASL mechanisms written here (a conformance tool must also send wrong proofs):
-//! SCRAM-SHA-1/256(-PLUS), PLAIN. OWNER: xmpp helper.
+//! SCRAM-SHA-1/256(-PLUS), PLAIN.
 //!
 //! Pure message logic only (no sockets): every piece of SCRAM (RFC 5802, RFC 7677) is a public
 //! function, so a test can build a client-final message with a wrong proof, a foreign nonce or

@@ -1,4 +1,4 @@
-//! One XML stream over TCP, upgradable to TLS: write elements, read events. OWNER: xmpp helper.
+//! One XML stream over TCP, upgradable to TLS: write elements, read events.
 //!
 //! Every byte in both directions goes to the connection's [`Transcript`] exactly as written or
 //! read (after TLS: the plaintext), plus notes for connection and TLS milestones. After
