@@ -3506,23 +3506,12 @@ mod tests {
     /// is an error naming actor and server, and every attempt is recorded with its transcript.
     #[tokio::test]
     async fn run_case_reports_unreachable_servers_and_records_every_attempt() {
-        use crate::net::tls::{TlsMode, Trust};
-        use crate::servers::Accounts;
         // A port nobody listens on: bind one, then let it go.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let server = |name: &str| Server {
-            name: name.into(),
-            domain: format!("{name}.lab"),
             address: Some("127.0.0.1".parse().unwrap()),
             port: Some(port),
-            tls: TlsMode::Required,
-            trust: Trust::System,
-            accounts: Accounts::InBand,
-            software: None,
-            idn_domain: None,
-            s2s_policy: None,
-            jid_profile: None,
-            expected_failures: vec![],
+            ..Server::example(name)
         };
         let (p, e) = (server("p"), server("e"));
         let (scenario, _) = crate::scenario::parse_str(Path::new("t.yaml"), &format!("{HEAD}steps:\n{CHAT}")).unwrap();
