@@ -593,6 +593,10 @@ pub trait Outbox: Send + Sync {
     fn abort(&self) -> BoxFuture<'_, ()> {
         self.close()
     }
+    /// Authenticate an s2s link now (peer actors only); the outcome lands in the buffer.
+    fn authenticate(&self, _method: crate::scenario::peer::PeerAuth) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Err("only a peer actor (the harness as a server) authenticates a link".to_string()) })
+    }
 }
 
 /// What the executor knows about the world besides the connections themselves.
@@ -1286,6 +1290,10 @@ impl Executor<'_> {
         let default = self.default_within(&step.action.receivers());
         let done = match &step.action {
             Action::TlsProbe(p) => return self.tls_probe(p, result).await,
+            Action::Authenticate { actor, method } => match self.outbox(actor) {
+                Ok(outbox) => outbox.authenticate(*method).await.map_err(|e| format!("{}: {e}", self.world.who(actor))),
+                Err(e) => Err(e),
+            },
             Action::Send { actor, xml } => match self.build(xml) {
                 Ok(el) => self.send(actor, el).await,
                 Err(e) => Err(format!("{}: cannot build the stanza to send: {e}", self.world.who(actor))),

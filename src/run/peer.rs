@@ -247,6 +247,7 @@ fn condition_of(error: &Element) -> Option<String> {
 
 enum Command {
     Send(Element, oneshot::Sender<Result<(), String>>),
+    Authenticate(PeerAuth, oneshot::Sender<Result<(), String>>),
     SendRaw(Vec<u8>, oneshot::Sender<Result<(), String>>),
     Close(oneshot::Sender<()>),
 }
@@ -278,6 +279,10 @@ impl Outbox for PeerOutbox {
 
     fn send_raw(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<(), String>> {
         self.ask(|reply| Command::SendRaw(bytes, reply))
+    }
+
+    fn authenticate(&self, method: PeerAuth) -> BoxFuture<'_, Result<(), String>> {
+        self.ask(|reply| Command::Authenticate(method, reply))
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {
@@ -330,7 +335,19 @@ impl Driver {
                 self.forward(el);
                 self.link_ended(condition, detail);
             }
-            Ok(StreamEvent::Stanza(el)) => self.forward(to_namespace(el, NS_SERVER, NS_CLIENT)),
+            Ok(StreamEvent::Stanza(el)) => {
+                let stanza = to_namespace(el, NS_SERVER, NS_CLIENT);
+                let authenticated = self.link.as_ref().is_some_and(|l| l.authenticated().is_some());
+                let is_stanza = ["message", "presence", "iq"].contains(&stanza.name.as_str()) && stanza.ns == NS_CLIENT;
+                if is_stanza && !authenticated {
+                    // Over a bidirectional link that has not authenticated yet (XEP-0288 §2.2: MUST NOT).
+                    self.forward(
+                        Element::new("unauthenticated", NS_PEER).with_attr("link", "outbound").with_child(stanza),
+                    );
+                } else {
+                    self.forward(stanza);
+                }
+            }
             Ok(StreamEvent::Header(header)) => self.forward(header),
             Ok(StreamEvent::Close) => self.link_ended(None, "the server closed the stream".into()),
             Err(e) => self.link_ended(None, e.to_string()),
@@ -416,6 +433,34 @@ impl Driver {
         link.send(&to_namespace(el, NS_CLIENT, NS_SERVER)).await.map_err(|e| e.to_string())
     }
 
+    /// Authenticate the outbound link now; what the server answered, then `<negotiated/>`, go to
+    /// the buffer. A refusal is a result to check, not an error.
+    async fn authenticate(&mut self, method: PeerAuth) -> Result<(), String> {
+        let Some(link) = self.link.as_mut() else {
+            return Err("the peer has no open outbound link (no `connects_to`, or the server ended it)".into());
+        };
+        let outcome = match method {
+            PeerAuth::Dialback => link.dialback().await,
+            _ => {
+                let ours = self.domain.clone();
+                link.sasl_external(Some(&ours)).await
+            }
+        };
+        let (auth, result, detail) = match (&outcome, method) {
+            (Ok(()), PeerAuth::Dialback) => ("dialback", "authenticated", String::new()),
+            (Ok(()), _) => ("sasl-external", "authenticated", String::new()),
+            (Err(e), _) => ("none", "refused", e.to_string()),
+        };
+        let record = link.record();
+        let tls = record.as_ref().is_some_and(|r| r.tls.is_some());
+        let server_cert = record.and_then(|r| r.peer_cert).map(|c| if c.accepted() { "valid" } else { "invalid" });
+        for el in link.take_received() {
+            self.forward(el);
+        }
+        self.forward(negotiated(tls, server_cert, auth, result, &detail));
+        Ok(())
+    }
+
     async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), String> {
         let Some(link) = self.link.as_mut() else {
             return Err("the peer has no open outbound link (no `connects_to`, or the server ended it)".into());
@@ -448,6 +493,9 @@ async fn drive(mut d: Driver, mut cmds: mpsc::UnboundedReceiver<Command>) {
                 }
                 Some(Command::SendRaw(bytes, reply)) => {
                     let _ = reply.send(d.send_raw(&bytes).await);
+                }
+                Some(Command::Authenticate(method, reply)) => {
+                    let _ = reply.send(d.authenticate(method).await);
                 }
                 Some(Command::Close(done)) => {
                     d.finish().await;

@@ -248,6 +248,8 @@ pub enum Action {
     /// A STARTTLS handshake with a role's server offering only one TLS version (OpenSSL), which
     /// must be accepted or refused.
     TlsProbe(TlsProbe),
+    /// Authenticate a peer's outbound link now (one declared `auth: none`, e.g. after asking for bidi).
+    Authenticate { actor: String, method: peer::PeerAuth },
     /// A child of the actor's c2s stream features (after authentication) must match a pattern.
     ExpectFeatures(ExpectFeatures),
     /// The tallied outcomes of earlier steps agree on one label.
@@ -304,6 +306,7 @@ impl Action {
             | Action::Disconnect { .. }
             | Action::Register { .. }
             | Action::TlsProbe(_)
+            | Action::Authenticate { .. }
             | Action::ExpectFeatures(_)
             | Action::Consistent(_) => vec![],
         }
@@ -435,6 +438,7 @@ impl Step {
             Action::Disconnect { .. } => "disconnect",
             Action::Register { .. } => "register",
             Action::TlsProbe(_) => "tls_probe",
+            Action::Authenticate { .. } => "authenticate",
             Action::ExpectFeatures(_) => "expect_features",
             Action::Consistent(_) => "consistent",
         }
@@ -452,7 +456,9 @@ impl Step {
             Action::TlsProbe(p) => p.spec.as_ref(),
             Action::ExpectFeatures(e) => e.spec.as_ref(),
             Action::Consistent(e) => e.spec.as_ref(),
-            Action::Send { .. } | Action::SendRaw { .. } | Action::Disconnect { .. } => None,
+            Action::Send { .. } | Action::SendRaw { .. } | Action::Disconnect { .. } | Action::Authenticate { .. } => {
+                None
+            }
         }
     }
 
@@ -528,6 +534,7 @@ impl Step {
             Action::Disconnect { actor, abrupt: true } => {
                 format!("{actor}'s TCP connection is closed without closing the stream")
             }
+            Action::Authenticate { actor, method } => format!("{actor} authenticates its s2s link ({method:?})"),
             Action::TlsProbe(p) => format!(
                 "a {} STARTTLS handshake with {} offering only {} is {}",
                 p.service.name(),

@@ -142,6 +142,7 @@ pub enum RawStep {
     Disconnect(RawDisconnect),
     Register(RawRegister),
     TlsProbe(Box<RawTlsProbe>),
+    Authenticate(RawAuthenticate),
     ExpectFeatures(Box<RawExpectFeatures>),
     Consistent(Box<RawConsistent>),
 }
@@ -161,7 +162,11 @@ impl RawStep {
             RawStep::TlsProbe(e) => e.spec.as_ref(),
             RawStep::ExpectFeatures(e) => e.spec.as_ref(),
             RawStep::Consistent(e) => e.spec.as_ref(),
-            RawStep::Send(_) | RawStep::SendRaw(_) | RawStep::Use(_) | RawStep::Disconnect(_) => None,
+            RawStep::Send(_)
+            | RawStep::SendRaw(_)
+            | RawStep::Use(_)
+            | RawStep::Disconnect(_)
+            | RawStep::Authenticate(_) => None,
         }
     }
 }
@@ -260,6 +265,15 @@ pub enum ConnectOutcome {
 }
 
 /// `disconnect: {actor: a}` or `disconnect: {actor: a, abrupt: true}` (TCP closed, no stream close).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuthenticate {
+    pub peer: Spanned<String>,
+    /// `external` (default) or `dialback`.
+    #[serde(default)]
+    pub method: Option<Spanned<super::peer::PeerAuth>>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDisconnect {

@@ -183,4 +183,21 @@ mod tests {
         let e = load("  h: {behaviour: {starttls: sometimes}}").unwrap_err();
         assert!(e.line == 7 && e.to_string().contains("sometimes"), "{e}");
     }
+
+    #[test]
+    fn authenticate_takes_external_or_dialback() {
+        let text = |method: &str| {
+            format!(
+                "id: p\ntitle: t\nroles: [A]\nactors:\n  alice1: {{account: alice, server: A}}\npeers:\n  \
+                 h: {{connects_to: A, auth: none}}\nsteps:\n  - authenticate: {{peer: h, method: {method}}}\n"
+            )
+        };
+        let (_, script) = crate::scenario::parse_str(Path::new("p.yaml"), &text("dialback")).unwrap();
+        assert!(matches!(
+            &script.steps[0].action,
+            crate::scenario::Action::Authenticate { actor, method: super::PeerAuth::Dialback } if actor == "h"
+        ));
+        let e = crate::scenario::parse_str(Path::new("p.yaml"), &text("none")).unwrap_err();
+        assert!(e.line == 9 && e.to_string().contains("external or dialback"), "{e}");
+    }
 }

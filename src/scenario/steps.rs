@@ -410,6 +410,15 @@ impl<'a> Flow<'a> {
                 };
                 Action::Consistent(Consistent { labels, manifest, spec: c.check_ref(cons.spec.as_ref())? })
             }
+            RawStep::Authenticate(a) => {
+                let actor = self.online_actor(frame, &a.peer)?;
+                let method = a.method.as_ref().map_or(super::peer::PeerAuth::External, |m| m.value);
+                if matches!(method, super::peer::PeerAuth::None | super::peer::PeerAuth::Auto) {
+                    let at = a.method.as_ref().map_or(a.peer.referenced, |m| m.referenced);
+                    return Err(c.err(at, "`method` is external or dialback"));
+                }
+                Action::Authenticate { actor, method }
+            }
             RawStep::Disconnect(d) => {
                 let actor = self.online_actor(frame, &d.actor)?;
                 self.online.remove(&actor);
