@@ -1294,8 +1294,15 @@ impl Executor<'_> {
                 Ok(outbox) => outbox.authenticate(*method).await.map_err(|e| format!("{}: {e}", self.world.who(actor))),
                 Err(e) => Err(e),
             },
-            Action::Send { actor, xml } => match self.build(xml) {
-                Ok(el) => self.send(actor, el).await,
+            Action::Send { actor, xml, if_open } => match self.build(xml) {
+                Ok(el) => match self.send(actor, el).await {
+                    // The server ended the peer's link: nothing to send on, which the step records.
+                    Err(e) if *if_open && e.contains(super::peer::NO_LINK) => {
+                        result.message = Some(format!("not sent: {}", super::peer::NO_LINK));
+                        Ok(())
+                    }
+                    other => other,
+                },
                 Err(e) => Err(format!("{}: cannot build the stanza to send: {e}", self.world.who(actor))),
             },
             Action::SendRaw { actor, data } => match data.render_bytes(&self.bindings) {

@@ -298,6 +298,9 @@ impl Outbox for PeerOutbox {
 
 const NS_PING: &str = "urn:xmpp:ping";
 
+/// What sending on a peer without an open outbound link says (`send: {if_open: true}` looks for it).
+pub const NO_LINK: &str = "the peer has no open outbound link (no `connects_to`, or the server ended it)";
+
 /// How long closing the outbound link may take at the end of a case.
 const CLOSE_LINK: Duration = Duration::from_secs(2);
 /// The driver wakes at least this often (the waits it selects over have no natural deadline).
@@ -428,7 +431,7 @@ impl Driver {
             return Ok(());
         }
         let Some(link) = self.link.as_mut() else {
-            return Err("the peer has no open outbound link (no `connects_to`, or the server ended it)".into());
+            return Err(NO_LINK.to_string());
         };
         link.send(&to_namespace(el, NS_CLIENT, NS_SERVER)).await.map_err(|e| e.to_string())
     }
@@ -437,7 +440,7 @@ impl Driver {
     /// the buffer. A refusal is a result to check, not an error.
     async fn authenticate(&mut self, method: PeerAuth) -> Result<(), String> {
         let Some(link) = self.link.as_mut() else {
-            return Err("the peer has no open outbound link (no `connects_to`, or the server ended it)".into());
+            return Err(NO_LINK.to_string());
         };
         let outcome = match method {
             PeerAuth::Dialback => link.dialback().await,
@@ -463,7 +466,7 @@ impl Driver {
 
     async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), String> {
         let Some(link) = self.link.as_mut() else {
-            return Err("the peer has no open outbound link (no `connects_to`, or the server ended it)".into());
+            return Err(NO_LINK.to_string());
         };
         link.send_raw(bytes).await.map_err(|e| e.to_string())
     }

@@ -221,7 +221,7 @@ pub struct Origin {
 #[derive(Clone, Debug)]
 pub enum Action {
     /// An actor sends a stanza.
-    Send { actor: String, xml: Template },
+    Send { actor: String, xml: Template, if_open: bool },
     /// An actor sends bytes as written (variables substituted without XML escaping).
     SendRaw { actor: String, data: Template },
     /// An actor must receive a stanza matching a pattern.
@@ -474,7 +474,10 @@ impl Step {
             (Within::Default, None) => "the default deadline".to_string(),
         };
         let text = match &self.action {
-            Action::Send { actor, xml } => format!("{actor} sends {}", one_line(xml.source())),
+            Action::Send { actor, xml, if_open: false } => format!("{actor} sends {}", one_line(xml.source())),
+            Action::Send { actor, xml, if_open: true } => {
+                format!("{actor} sends {} if its link is still open", one_line(xml.source()))
+            }
             Action::SendRaw { actor, data } => format!("{actor} sends raw {}", one_line(data.source())),
             Action::Expect(e) => {
                 let what: Vec<String> = e.alternatives.iter().map(Alternative::text).collect();

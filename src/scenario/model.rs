@@ -422,6 +422,9 @@ pub struct RawSend {
     #[serde(rename = "as")]
     pub actor: Spanned<String>,
     pub xml: Spanned<String>,
+    /// For a peer: send only if the server has not ended its link (else the step records that it did).
+    #[serde(default)]
+    pub if_open: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -120,7 +120,7 @@ impl<'a> Flow<'a> {
             RawStep::Send(send) => {
                 let actor = self.online_actor(frame, &send.actor)?;
                 let (xml, _) = c.check_xml(&send.xml, &frame.scope)?;
-                Action::Send { actor, xml }
+                Action::Send { actor, xml, if_open: send.if_open.unwrap_or(false) }
             }
             RawStep::SendRaw(send) => {
                 let actor = self.online_actor(frame, &send.actor)?;
@@ -709,7 +709,7 @@ steps:
         assert_eq!(loaded.len(), 1);
         let steps = &loaded[0].scenario.script.steps;
         assert_eq!(steps.len(), 4);
-        let Action::Send { actor, xml } = &steps[0].action else { panic!() };
+        let Action::Send { actor, xml, .. } = &steps[0].action else { panic!() };
         assert_eq!(actor, "alice1");
         assert_eq!(xml.source(), "<presence to='${contact.bare}' type='subscribe'/>");
         let Action::Expect(e) = &steps[1].action else { panic!() };
