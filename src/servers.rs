@@ -30,6 +30,16 @@ struct RawHarness {
     domain: String,
     listen: std::net::SocketAddr,
     ca_dir: PathBuf,
+    #[serde(default)]
+    direct_tls: Option<RawDirectTls>,
+}
+
+/// `direct_tls: {domain: xmpps.harness.lab, listen: "127.0.0.20:5270"}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDirectTls {
+    domain: String,
+    listen: std::net::SocketAddr,
 }
 
 /// Where plugfest plays remote servers for peer actors (CATALOG area G): each case's peer gets a
@@ -40,6 +50,9 @@ pub struct HarnessConfig {
     pub domain: String,
     pub listen: std::net::SocketAddr,
     pub ca_dir: PathBuf,
+    /// A fixed domain whose `_xmpps-server._tcp` SRV record points at `listen` (XEP-0368 direct
+    /// TLS), for the one peer per run that receives direct TLS connections.
+    pub direct_tls: Option<(String, std::net::SocketAddr)>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -306,7 +319,8 @@ impl ServersFile {
                         format!("harness.domain {domain:?} is not a domain"),
                     ));
                 }
-                Some(HarnessConfig { domain, listen: h.value.listen, ca_dir })
+                let direct_tls = h.value.direct_tls.as_ref().map(|d| (d.domain.trim().to_ascii_lowercase(), d.listen));
+                Some(HarnessConfig { domain, listen: h.value.listen, ca_dir, direct_tls })
             }
         };
         Ok(ServersFile { path: path.to_path_buf(), netns: raw.netns, harness, servers })

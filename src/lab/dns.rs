@@ -11,6 +11,8 @@ use std::path::PathBuf;
 pub(crate) const NAME: &str = "dnsmasq";
 pub(crate) const ADDRESS: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 53));
 pub(crate) const ZONE: &str = "lab";
+/// The harness's direct TLS name and port (XEP-0368, CATALOG G14 outbound): `_xmpps-server._tcp` points there.
+pub(crate) const HARNESS_DIRECT_TLS: (&str, u16) = ("xmpps.harness.lab", 5270);
 /// A lab name whose address has nothing listening on 5269 (s2s to it fails fast: connection refused).
 pub(crate) const DOWN: (&str, Ipv4Addr) = ("down.lab", Ipv4Addr::new(127, 0, 0, 21));
 const TEMPLATE: &str = include_str!("templates/dnsmasq.conf");
@@ -53,8 +55,8 @@ pub(crate) fn config() -> Result<String> {
         s2s_port => prosody::S2S_DIRECT_TLS_PORT,
         c2s_port => prosody::C2S_DIRECT_TLS_PORT
     }];
-    let ctx =
-        context! { zone => ZONE, address => ADDRESS.to_string(), hosts, servers, s2s_only, wildcards, direct_tls };
+    let harness_direct = context! { domain => HARNESS_DIRECT_TLS.0, port => HARNESS_DIRECT_TLS.1 };
+    let ctx = context! { zone => ZONE, address => ADDRESS.to_string(), hosts, servers, s2s_only, wildcards, direct_tls, harness_direct };
     render("dnsmasq.conf", TEMPLATE, ctx)
 }
 
@@ -97,6 +99,7 @@ mod tests {
         // Direct TLS (XEP-0368) for Prosody only.
         assert!(text.contains("srv-host=_xmpps-server._tcp.prosody.lab,prosody.lab,5270\n"), "{text}");
         assert!(text.contains("srv-host=_xmpps-client._tcp.prosody.lab,prosody.lab,5223\n"), "{text}");
+        assert!(text.contains("srv-host=_xmpps-server._tcp.xmpps.harness.lab,xmpps.harness.lab,5270\n"), "{text}");
         assert!(!text.contains("_xmpps-server._tcp.ejabberd.lab") && !text.contains("_xmpps-client._tcp.ejabberd"));
     }
 

@@ -705,6 +705,13 @@ pub fn render_servers_file(netns: &str, ca_dir: &Path, servers: &[ServerEntry]) 
         HARNESS.1,
         q(&ca_dir.to_string_lossy())
     ));
+    // XEP-0368: a fixed name with an `_xmpps-server._tcp` record, for the case where a server connects with direct TLS.
+    text.push_str(&format!(
+        "  direct_tls: {{domain: {}, listen: \"{}:{}\"}}\n",
+        q(dns::HARNESS_DIRECT_TLS.0),
+        HARNESS.1,
+        dns::HARNESS_DIRECT_TLS.1
+    ));
     text.push_str("servers:\n");
     for e in servers {
         let s = &e.server;

@@ -348,13 +348,20 @@ async fn listen(config: &crate::servers::HarnessConfig) -> Result<peer::HarnessE
     let waited = Instant::now();
     loop {
         match crate::xmpp::s2s::S2sHub::bind(config.listen).await {
-            Ok(hub) => {
+            Ok(mut hub) => {
+                if let Some((_, addr)) = &config.direct_tls {
+                    hub.listen_direct_tls(*addr)
+                        .await
+                        .map_err(|e| format!("the harness cannot play remote servers: {e}"))?;
+                }
                 return Ok(peer::HarnessEnv {
                     hub,
                     trust: crate::net::tls::Trust::CaFile(ca.root_cert()),
                     ca,
                     parent_domain: config.domain.clone(),
-                })
+                    direct_domain: config.direct_tls.as_ref().map(|(d, _)| d.clone()),
+                    direct_turn: Default::default(),
+                });
             }
             Err(e) if e.to_string().contains("in use") && waited.elapsed() < HARNESS_WAIT => {
                 tokio::time::sleep(Duration::from_millis(250)).await;

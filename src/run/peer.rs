@@ -39,7 +39,14 @@ pub struct HarnessEnv {
     pub trust: Trust,
     /// Peers get `<actor>-<tag>.<parent_domain>`, e.g. `h-4k2x9q.harness.lab`.
     pub parent_domain: String,
+    /// The fixed domain of the direct TLS port (`listen_direct_tls` peers), if the hub has one.
+    pub direct_domain: Option<String>,
+    /// One `listen_direct_tls` peer at a time (the domain is fixed): cases that need it take turns.
+    pub direct_turn: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// How long a case waits for its turn on the direct TLS domain.
+const DIRECT_TURN_WAIT: Duration = Duration::from_secs(120);
 
 /// One s2s connection a peer actor saw, for results.json.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -89,7 +96,23 @@ pub async fn connect(
     // A DNS label: actor names may hold '_' (and capitals), which host names may not.
     let label: String =
         actor.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
-    let base = format!("{label}-{tag}.{}", env.parent_domain).to_ascii_lowercase();
+    let turn = match decl.listen_direct_tls {
+        false => None,
+        true => Some(
+            tokio::time::timeout(DIRECT_TURN_WAIT, env.direct_turn.clone().lock_owned())
+                .await
+                .map_err(|_| format!("the harness's direct TLS domain stayed taken for {DIRECT_TURN_WAIT:?}"))?,
+        ),
+    };
+    let base = match (&env.direct_domain, decl.listen_direct_tls) {
+        (Some(direct), true) => direct.clone(),
+        (None, true) => {
+            return Err(
+                "`listen_direct_tls` needs the servers file's `harness.direct_tls` (docs/servers-file.md)".into()
+            )
+        }
+        (_, false) => format!("{label}-{tag}.{}", env.parent_domain).to_ascii_lowercase(),
+    };
     let domain = match &decl.subdomain {
         Some(sub) => format!("{}.{base}", sub.to_ascii_lowercase()),
         None => base.clone(),
@@ -110,7 +133,10 @@ pub async fn connect(
         step_timeout,
         static_targets: Default::default(),
     };
-    let peer = S2sPeer::start_on(&env.hub, config).map_err(|e| e.to_string())?;
+    let mut peer = S2sPeer::start_on(&env.hub, config).map_err(|e| e.to_string())?;
+    if decl.listen_direct_tls {
+        peer.take_direct_tls(&env.hub).map_err(|e| e.to_string())?;
+    }
     let jid = Jid::new(Some(&decl.user), &domain, None).map_err(|e| format!("peer JID for {domain}: {e}"))?;
     let (tx, incoming) = mpsc::unbounded_channel();
     let mut features = Element::new("features", NS_STREAM);
@@ -133,6 +159,7 @@ pub async fn connect(
         link,
         negotiating: Default::default(),
         barriers: Vec::new(),
+        _turn: turn,
         tx,
         actor: actor.to_string(),
         domain,
@@ -313,6 +340,8 @@ struct Driver {
     negotiating: std::collections::BTreeSet<u64>,
     /// Ids of barrier pings waiting for every inbound leg to close.
     barriers: Vec<String>,
+    /// This peer's turn on the direct TLS domain, released when the driver ends.
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
     tx: mpsc::UnboundedSender<Incoming>,
     actor: String,
     domain: String,
@@ -389,7 +418,7 @@ impl Driver {
                 false
             }
             PeerEvent::Authenticated { leg, .. } | PeerEvent::LegClosed { leg, .. } => self.negotiating.remove(leg),
-            PeerEvent::Stanza { .. } => false,
+            PeerEvent::Stanza { .. } | PeerEvent::DirectTls { .. } => false,
         };
         match event {
             PeerEvent::LegOpened { leg: id, peer_addr } => self.forward(
@@ -416,6 +445,16 @@ impl Driver {
                     None => self
                         .forward(Element::new("unauthenticated", NS_PEER).with_attr("leg", leg(id)).with_child(stanza)),
                 }
+            }
+            PeerEvent::DirectTls { leg: id, sni, alpn } => {
+                let mut el = Element::new("direct-tls", NS_PEER).with_attr("leg", leg(id));
+                if let Some(sni) = sni {
+                    el.set_attr("sni", sni);
+                }
+                if let Some(alpn) = alpn {
+                    el.set_attr("alpn", alpn);
+                }
+                self.forward(el)
             }
             PeerEvent::LegClosed { leg: id, outcome } => {
                 self.forward(Element::new("leg-closed", NS_PEER).with_attr("leg", leg(id)).with_text(outcome))

@@ -55,6 +55,10 @@ pub struct RawPeer {
     /// domain (G09: a `wildcard-only` certificate `*.<domain>` then names the subdomain).
     #[serde(default)]
     pub subdomain: Option<String>,
+    /// Play the harness's fixed direct TLS domain and take its direct TLS port (XEP-0368; the
+    /// servers file's `harness.direct_tls`): the server under test may reach it with TLS first.
+    #[serde(default)]
+    pub listen_direct_tls: Option<bool>,
     /// Localpart of `${name.bare}` (default `u`).
     #[serde(default)]
     pub user: Option<String>,
@@ -92,6 +96,7 @@ pub struct PeerDecl {
     pub bidi: bool,
     pub direct_tls: bool,
     pub subdomain: Option<String>,
+    pub listen_direct_tls: bool,
     pub user: String,
 }
 
@@ -112,6 +117,7 @@ impl PeerDecl {
             bidi: false,
             direct_tls: false,
             subdomain: None,
+            listen_direct_tls: false,
             user: "u".to_string(),
         }
     }
@@ -134,6 +140,7 @@ impl PeerDecl {
             bidi: raw.bidi.unwrap_or(false),
             direct_tls: raw.direct_tls.unwrap_or(false),
             subdomain: raw.subdomain.clone(),
+            listen_direct_tls: raw.listen_direct_tls.unwrap_or(false),
             user: raw.user.clone().unwrap_or_else(|| "u".to_string()),
         }
     }

@@ -192,6 +192,9 @@ impl PeerConfig {
 pub enum PeerEvent {
     /// A new inbound connection.
     LegOpened { leg: u64, peer_addr: SocketAddr },
+    /// An inbound leg on the direct TLS port completed its TLS handshake (XEP-0368): the server
+    /// name and ALPN protocol the other server asked for.
+    DirectTls { leg: u64, sni: Option<String>, alpn: Option<String> },
     /// A domain authenticated on an inbound leg.
     Authenticated { leg: u64, domain: String, method: AuthMethod },
     /// A stanza (message, presence, iq) arrived on an inbound leg. `authenticated_as` is the
@@ -382,6 +385,8 @@ pub struct S2sPeer {
     leg_tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
     /// The registration on a shared listener ([`S2sPeer::start_on`]), removed on drop.
     _host: Option<hub::HostGuard>,
+    /// The registration for the hub's direct TLS port, if this peer took it.
+    direct: Option<hub::DirectGuard>,
 }
 
 /// Events kept aside by `expect_stanza` before the oldest are dropped.
@@ -408,7 +413,16 @@ impl S2sPeer {
                 (Some(local), Some(task))
             }
         };
-        Ok(S2sPeer { shared, events: rx, pending: VecDeque::new(), local_addr, accept_task, leg_tasks, _host: None })
+        Ok(S2sPeer {
+            shared,
+            events: rx,
+            pending: VecDeque::new(),
+            local_addr,
+            accept_task,
+            leg_tasks,
+            _host: None,
+            direct: None,
+        })
     }
 
     /// Like [`S2sPeer::start`], but receive on `hub`'s shared listener the connections whose
@@ -427,7 +441,15 @@ impl S2sPeer {
             accept_task: None,
             leg_tasks,
             _host: Some(guard),
+            direct: None,
         })
+    }
+
+    /// Take the hub's direct TLS port (XEP-0368): its connections come to this peer.
+    pub fn take_direct_tls(&mut self, hub: &S2sHub) -> Result<(), S2sError> {
+        let host = hub::Host { shared: Arc::downgrade(&self.shared), tasks: self.leg_tasks.clone() };
+        self.direct = Some(hub.register_direct(host)?);
+        Ok(())
     }
 
     #[allow(clippy::type_complexity)]

@@ -33,6 +33,9 @@ pub(super) struct Host {
 #[derive(Default)]
 struct Registry {
     hosts: Mutex<HashMap<String, Host>>,
+    /// The one peer that takes connections on the direct TLS port (XEP-0368): they are TLS from
+    /// the first byte, so there is no stream header to route by before the handshake.
+    direct: Mutex<Option<Host>>,
     unrouted: std::sync::atomic::AtomicUsize,
 }
 
@@ -41,6 +44,7 @@ pub struct S2sHub {
     registry: Arc<Registry>,
     local_addr: SocketAddr,
     task: JoinHandle<()>,
+    direct_task: Option<JoinHandle<()>>,
 }
 
 impl S2sHub {
@@ -55,7 +59,29 @@ impl S2sHub {
         let local_addr = listener.local_addr().map_err(|e| S2sError::Setup(e.to_string()))?;
         let registry = Arc::new(Registry::default());
         let task = tokio::spawn(accept_loop(listener, registry.clone()));
-        Ok(S2sHub { registry, local_addr, task })
+        Ok(S2sHub { registry, local_addr, task, direct_task: None })
+    }
+
+    /// Also accept direct TLS s2s connections (XEP-0368) on `addr`, for the peer registered with
+    /// [`S2sHub::register_direct`].
+    /// Returns the address bound.
+    pub async fn listen_direct_tls(&mut self, addr: SocketAddr) -> Result<SocketAddr, S2sError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| S2sError::Setup(format!("cannot listen for direct TLS on {addr}: {e}")))?;
+        let bound = listener.local_addr().map_err(|e| S2sError::Setup(e.to_string()))?;
+        self.direct_task = Some(tokio::spawn(direct_accept_loop(listener, self.registry.clone())));
+        Ok(bound)
+    }
+
+    /// Hand the direct TLS port's connections to `host` (one peer at a time).
+    pub(super) fn register_direct(&self, host: Host) -> Result<DirectGuard, S2sError> {
+        let mut direct = self.registry.direct.lock().unwrap_or_else(|p| p.into_inner());
+        if direct.as_ref().is_some_and(|h| h.shared.strong_count() > 0) {
+            return Err(S2sError::Setup("another peer takes the direct TLS port in this run".into()));
+        }
+        *direct = Some(host);
+        Ok(DirectGuard { registry: Arc::downgrade(&self.registry) })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -77,6 +103,53 @@ impl S2sHub {
 impl Drop for S2sHub {
     fn drop(&mut self) {
         self.task.abort();
+        if let Some(task) = &self.direct_task {
+            task.abort();
+        }
+    }
+}
+
+/// Removes the direct TLS registration when the peer goes away.
+pub(super) struct DirectGuard {
+    registry: Weak<Registry>,
+}
+
+impl Drop for DirectGuard {
+    fn drop(&mut self) {
+        if let Some(registry) = self.registry.upgrade() {
+            *registry.direct.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+    }
+}
+
+/// Direct TLS connections go to the registered peer (none registered: refused).
+async fn direct_accept_loop(listener: TcpListener, registry: Arc<Registry>) {
+    loop {
+        let (tcp, _) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let host = {
+            let direct = registry.direct.lock().unwrap_or_else(|p| p.into_inner());
+            direct.as_ref().and_then(|h| Some((h.shared.upgrade()?, h.tasks.clone())))
+        };
+        let Some((shared, tasks)) = host else { continue };
+        let transcript = Transcript::new();
+        let Ok(stream) = S2sStream::new(tcp, transcript.clone(), Limits::default()) else { continue };
+        transcript.note(format!(
+            "direct TLS connection from {} accepted on {}",
+            stream.peer_addr(),
+            stream.local_addr()
+        ));
+        let Some(leg) = shared.new_leg(super::LegKind::Inbound, transcript) else { continue };
+        shared.emit(super::PeerEvent::LegOpened { leg: leg.id, peer_addr: stream.peer_addr() });
+        let task = tokio::spawn(inbound::serve_direct_tls(stream, leg));
+        let mut tasks = tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
     }
 }
 

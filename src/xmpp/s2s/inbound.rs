@@ -54,6 +54,35 @@ pub(super) async fn serve(tcp: TcpStream, leg: LegHandle, transcript: Transcript
     }
 }
 
+/// Serve a connection on the direct TLS port (XEP-0368): the TLS handshake first, then the
+/// stream (whose features offer no STARTTLS), then record the outcome.
+pub(super) async fn serve_direct_tls(stream: S2sStream, leg: LegHandle) {
+    let shared = leg.shared.clone();
+    leg.update(|r| {
+        r.local_addr = stream.local_addr().to_string();
+        r.peer_addr = stream.peer_addr().to_string();
+        r.cert_presented = Some(shared.cert.label.clone());
+    });
+    let mut conn = Inbound::new(stream, leg.clone());
+    let result = match conn.accept_tls(Some(b"xmpp-server")).await {
+        Ok(()) => {
+            let (sni, alpn) = (conn.stream.sni(), conn.stream.alpn());
+            shared.emit(PeerEvent::DirectTls { leg: leg.id, sni, alpn });
+            conn.run().await
+        }
+        Err(end) => Err(end),
+    };
+    let outcome = match result {
+        Ok(()) => "closed".to_string(),
+        Err(end) => {
+            conn.end(&end).await;
+            end.message
+        }
+    };
+    leg.finish(&outcome);
+    shared.emit(PeerEvent::LegClosed { leg: leg.id, outcome });
+}
+
 /// Serve a connection whose first stream header may already have been read (by the hub, to
 /// route it), then record the outcome.
 pub(super) async fn serve_stream(stream: S2sStream, leg: LegHandle, header: Option<Element>) {
@@ -203,6 +232,11 @@ impl Inbound {
         self.header_sent = true;
         if self.claimed.is_none() {
             self.claimed.clone_from(&from);
+            // Direct TLS: the client certificate arrived before the stream said whose it is.
+            if self.tls {
+                let check = self.cert_check(from.as_deref().unwrap_or_default());
+                self.leg.update(|r| r.peer_cert = Some(check));
+            }
         }
         let id = self.stream_id.clone();
         self.leg.update(|r| {
@@ -316,8 +350,19 @@ impl Inbound {
         if self.stream.has_unparsed_input() {
             return Err(LegEnd::quiet("the peer sent data after <starttls/> without waiting for <proceed/>"));
         }
-        let config = tls::s2s_server_config(&self.shared.cert.credentials, self.behaviour.request_client_cert)
+        self.accept_tls(None).await
+    }
+
+    /// The TLS server handshake (after `<proceed/>`, or first thing on the direct TLS port with
+    /// ALPN `xmpp-server`), recording version, cipher, SNI and the client's chain.
+    async fn accept_tls(&mut self, alpn: Option<&[u8]>) -> Result<(), LegEnd> {
+        let mut config = tls::s2s_server_config(&self.shared.cert.credentials, self.behaviour.request_client_cert)
             .map_err(|e| LegEnd::quiet(format!("{e:#}")))?;
+        if let Some(protocol) = alpn {
+            let mut with_alpn = (*config.config).clone();
+            with_alpn.alpn_protocols = vec![protocol.to_vec()];
+            config.config = Arc::new(with_alpn);
+        }
         let deadline = Instant::now() + self.shared.step_timeout;
         if let Err(e) = self.stream.tls_accept(&config, deadline).await {
             return Err(LegEnd::quiet(format!("TLS handshake failed: {e}")));

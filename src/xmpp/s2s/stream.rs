@@ -339,6 +339,11 @@ impl S2sStream {
         self.tls_state().map(|state| tls::session_info(state, seen, verified_for))
     }
 
+    /// The ALPN protocol agreed in the TLS handshake, if any.
+    pub fn alpn(&self) -> Option<String> {
+        self.tls_state().and_then(|s| s.alpn_protocol()).map(|p| String::from_utf8_lossy(p).into_owned())
+    }
+
     /// The SNI the peer sent (inbound TLS only).
     pub fn sni(&self) -> Option<String> {
         match &self.io {

@@ -457,3 +457,39 @@ async fn a_hostile_connection_on_the_hub_does_not_hold_up_other_peers() {
     assert!(read_all(&mut garbage).await.is_empty());
     assert_eq!(good.legs().len(), 1);
 }
+
+#[tokio::test]
+async fn the_hub_takes_direct_tls_for_the_registered_peer_and_reports_sni_and_alpn() {
+    let world = World::new();
+    let mut hub = S2sHub::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let direct = hub.listen_direct_tls("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let mut xmpps = S2sPeer::start_on(&hub, PeerConfig { listen: None, ..world.config("xmpps.test") }).unwrap();
+    xmpps.take_direct_tls(&hub).unwrap();
+    // A second peer cannot take the port while the first has it.
+    let mut other = S2sPeer::start_on(&hub, PeerConfig { listen: None, ..world.config("other.test") }).unwrap();
+    assert!(matches!(other.take_direct_tls(&hub), Err(S2sError::Setup(_))));
+
+    let sender = S2sPeer::start(PeerConfig { listen: None, ..world.config("sender.test") }).await.unwrap();
+    let mut options = sender.outbound_options();
+    options.direct_tls = true;
+    options.address = Some(direct);
+    let mut link = sender.open("xmpps.test", &options).await.expect("direct TLS, then the stream");
+    assert!(!link.offers_starttls(), "no STARTTLS inside direct TLS");
+    link.authenticate().await.expect("EXTERNAL over direct TLS");
+    link.send(&message("u@sender.test", "x@xmpps.test", "direct")).await.unwrap();
+    let mut seen = None;
+    while let Some(event) = xmpps.next_event(soon(5)).await {
+        match event {
+            PeerEvent::DirectTls { sni, alpn, .. } => seen = Some((sni, alpn)),
+            PeerEvent::Stanza { authenticated_as, .. } => {
+                assert_eq!(authenticated_as.as_deref(), Some("sender.test"));
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(seen, Some((Some("xmpps.test".to_string()), Some("xmpp-server".to_string()))));
+    let leg = &xmpps.legs()[0];
+    assert_eq!(leg.sni.as_deref(), Some("xmpps.test"));
+    assert!(leg.peer_cert.as_ref().is_some_and(|c| c.accepted()), "the client certificate judged for sender.test");
+}
