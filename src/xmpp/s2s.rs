@@ -611,23 +611,13 @@ impl Drop for S2sPeer {
 /// Accept connections until aborted; each gets its own task. Beyond `max_legs`, refuse.
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tasks: Arc<Mutex<Vec<JoinHandle<()>>>>) {
     loop {
-        let (tcp, addr) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(_) => {
-                // Out of file descriptors and the like: wait instead of spinning.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+        let (tcp, addr) = hub::accept(&listener).await;
         let transcript = Transcript::new();
         let Some(leg) = shared.new_leg(LegKind::Inbound, transcript.clone()) else {
             drop(tcp); // over the connection limit: refused
             continue;
         };
         shared.emit(PeerEvent::LegOpened { leg: leg.id, peer_addr: addr });
-        let task = tokio::spawn(inbound::serve(tcp, leg, transcript));
-        let mut tasks = tasks.lock().unwrap_or_else(|p| p.into_inner());
-        tasks.retain(|t| !t.is_finished());
-        tasks.push(task);
+        hub::keep(&tasks, tokio::spawn(inbound::serve(tcp, leg, transcript)));
     }
 }

@@ -125,13 +125,7 @@ impl Drop for DirectGuard {
 /// Direct TLS connections go to the registered peer (none registered: refused).
 async fn direct_accept_loop(listener: TcpListener, registry: Arc<Registry>) {
     loop {
-        let (tcp, _) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+        let (tcp, _) = accept(&listener).await;
         let host = {
             let direct = registry.direct.lock().unwrap_or_else(|p| p.into_inner());
             direct.as_ref().and_then(|h| Some((h.shared.upgrade()?, h.tasks.clone())))
@@ -146,10 +140,8 @@ async fn direct_accept_loop(listener: TcpListener, registry: Arc<Registry>) {
         ));
         let Some(leg) = shared.new_leg(super::LegKind::Inbound, transcript) else { continue };
         shared.emit(super::PeerEvent::LegOpened { leg: leg.id, peer_addr: stream.peer_addr() });
-        let task = tokio::spawn(inbound::serve_direct_tls(stream, leg));
-        let mut tasks = tasks.lock().unwrap_or_else(|p| p.into_inner());
-        tasks.retain(|t| !t.is_finished());
-        tasks.push(task);
+        let task = tokio::spawn(inbound::serve_stream(stream, leg, inbound::Start::DirectTls));
+        keep(&tasks, task);
     }
 }
 
@@ -167,6 +159,23 @@ impl Drop for HostGuard {
     }
 }
 
+/// The next connection; accept errors (out of file descriptors and the like) wait instead of spinning.
+pub(super) async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(conn) => return conn,
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// Keep a leg's task so the peer can end it, forgetting the finished ones.
+pub(super) fn keep(tasks: &Mutex<Vec<JoinHandle<()>>>, task: JoinHandle<()>) {
+    let mut tasks = tasks.lock().unwrap_or_else(|p| p.into_inner());
+    tasks.retain(|t| !t.is_finished());
+    tasks.push(task);
+}
+
 fn key(domain: &str) -> String {
     crate::net::resolve::ascii_domain(domain).unwrap_or_else(|_| domain.to_string()).to_ascii_lowercase()
 }
@@ -174,14 +183,7 @@ fn key(domain: &str) -> String {
 async fn accept_loop(listener: TcpListener, registry: Arc<Registry>) {
     use std::sync::atomic::Ordering;
     loop {
-        let (tcp, _) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(_) => {
-                // Out of file descriptors and the like: wait instead of spinning.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+        let (tcp, _) = accept(&listener).await;
         if registry.unrouted.fetch_add(1, Ordering::SeqCst) >= MAX_UNROUTED {
             registry.unrouted.fetch_sub(1, Ordering::SeqCst);
             drop(tcp);
@@ -228,8 +230,6 @@ async fn route(tcp: TcpStream, registry: &Registry) {
         return;
     };
     shared.emit(super::PeerEvent::LegOpened { leg: leg.id, peer_addr: stream.peer_addr() });
-    let task = tokio::spawn(inbound::serve_stream(stream, leg, Some(header)));
-    let mut tasks = tasks.lock().unwrap_or_else(|p| p.into_inner());
-    tasks.retain(|t| !t.is_finished());
-    tasks.push(task);
+    let task = tokio::spawn(inbound::serve_stream(stream, leg, inbound::Start::Plain(Some(header))));
+    keep(&tasks, task);
 }

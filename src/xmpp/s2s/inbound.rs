@@ -49,43 +49,22 @@ pub(super) async fn serve(tcp: TcpStream, leg: LegHandle, transcript: Transcript
         Ok(stream) => {
             let note = format!("TCP connection from {} accepted on {}", stream.peer_addr(), stream.local_addr());
             stream.transcript().note(note);
-            serve_stream(stream, leg, None).await
+            serve_stream(stream, leg, Start::Plain(None)).await
         }
     }
 }
 
-/// Serve a connection on the direct TLS port (XEP-0368): the TLS handshake first, then the
-/// stream (whose features offer no STARTTLS), then record the outcome.
-pub(super) async fn serve_direct_tls(stream: S2sStream, leg: LegHandle) {
-    let shared = leg.shared.clone();
-    leg.update(|r| {
-        r.local_addr = stream.local_addr().to_string();
-        r.peer_addr = stream.peer_addr().to_string();
-        r.cert_presented = Some(shared.cert.label.clone());
-    });
-    let mut conn = Inbound::new(stream, leg.clone());
-    let result = match conn.accept_tls(Some(b"xmpp-server")).await {
-        Ok(()) => {
-            let (sni, alpn) = (conn.stream.sni(), conn.stream.alpn());
-            shared.emit(PeerEvent::DirectTls { leg: leg.id, sni, alpn });
-            conn.run().await
-        }
-        Err(end) => Err(end),
-    };
-    let outcome = match result {
-        Ok(()) => "closed".to_string(),
-        Err(end) => {
-            conn.end(&end).await;
-            end.message
-        }
-    };
-    leg.finish(&outcome);
-    shared.emit(PeerEvent::LegClosed { leg: leg.id, outcome });
+/// How a connection reaches `serve_stream`.
+pub(super) enum Start {
+    /// Plain TCP; the first stream header may already have been read (by the hub, to route it).
+    Plain(Option<Element>),
+    /// On the direct TLS port (XEP-0368): the TLS handshake first, then the stream, whose features
+    /// offer no STARTTLS.
+    DirectTls,
 }
 
-/// Serve a connection whose first stream header may already have been read (by the hub, to
-/// route it), then record the outcome.
-pub(super) async fn serve_stream(stream: S2sStream, leg: LegHandle, header: Option<Element>) {
+/// Serve a connection to its end, then record the outcome.
+pub(super) async fn serve_stream(stream: S2sStream, leg: LegHandle, start: Start) {
     let shared = leg.shared.clone();
     let (local, peer) = (stream.local_addr(), stream.peer_addr());
     leg.update(|r| {
@@ -94,12 +73,17 @@ pub(super) async fn serve_stream(stream: S2sStream, leg: LegHandle, header: Opti
         r.cert_presented = Some(shared.cert.label.clone());
     });
     let mut conn = Inbound::new(stream, leg.clone());
-    let result = match header {
-        Some(header) => match conn.on_header(&header).await {
-            Ok(()) => conn.run().await,
-            Err(end) => Err(end),
-        },
-        None => conn.run().await,
+    let opened = match start {
+        Start::Plain(Some(header)) => conn.on_header(&header).await,
+        Start::Plain(None) => Ok(()),
+        Start::DirectTls => conn.accept_tls(Some(b"xmpp-server")).await.map(|()| {
+            let (sni, alpn) = (conn.stream.sni(), conn.stream.alpn());
+            shared.emit(PeerEvent::DirectTls { leg: leg.id, sni, alpn });
+        }),
+    };
+    let result = match opened {
+        Ok(()) => conn.run().await,
+        Err(end) => Err(end),
     };
     let outcome = match result {
         Ok(()) => "closed".to_string(),
